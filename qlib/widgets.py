@@ -1,0 +1,313 @@
+"""Interactive explorers: thin ipywidgets wiring over qlib's pure functions.
+
+Every explorer follows one pattern:
+
+* its state is computed by a pure qlib function of the control values;
+* a change of a control updates matplotlib artists in place (``set_data``,
+  ``set_text``) and re-renders the picture, never rebuilding the figure;
+* it draws its default state at creation, and its rich display carries a
+  static copy (PNG or HTML) next to the live widget, so a notebook read on
+  GitHub, or converted to HTML, still shows the figure.
+
+Tests drive explorers without a browser: set ``explorer.controls[name].value``
+and read the state attributes or the artists.
+
+Introduced in ``notebooks/00_start_here.ipynb``; the integer explorers are
+taught in ``notebooks/02_integer_encodings.ipynb``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+
+import ipywidgets as widgets
+import numpy as np
+
+from . import integers
+from .plot import COLORS, new_figure, png_bytes
+
+__all__ = ["BitFlipper", "Explorer", "LevelsDemo", "NumberWheel"]
+
+
+class Explorer:
+    """Base class: ``controls`` wired to ``_redraw``, a live view and a static copy.
+
+    Subclasses build ``self.controls`` (name -> widget) and ``self.view`` (an
+    ``ipywidgets.Image`` for figures or ``ipywidgets.HTML`` for tables), then
+    call :meth:`_finish`.
+    """
+
+    title = "explorer"
+
+    controls: dict[str, widgets.Widget]
+    view: widgets.Widget
+    box: widgets.Box
+
+    def _finish(self, layout: widgets.Box | None = None) -> None:
+        self.box = layout or widgets.VBox([*self.controls.values(), self.view])
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        self._busy = False
+        self.update()
+
+    def _on_change(self, change: dict) -> None:
+        if not self._busy:
+            self.update()
+
+    def update(self) -> None:
+        """Recompute the state from the controls and refresh the view."""
+        self._redraw()
+        if isinstance(self.view, widgets.Image):
+            self.view.value = png_bytes(self.fig)
+
+    def _redraw(self) -> None:
+        raise NotImplementedError
+
+    def _static_bundle(self) -> dict[str, str]:
+        if isinstance(self.view, widgets.Image):
+            return {"image/png": base64.b64encode(self.view.value).decode("ascii")}
+        return {"text/html": self.view.value}
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        data = self.box._repr_mimebundle_()
+        data.update(self._static_bundle())
+        data["text/plain"] = f"<{self.title}: run the notebook to interact>"
+        return data
+
+
+def _png_view() -> widgets.Image:
+    return widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+
+
+# --------------------------------------------------------------------------
+# 00: does this environment run widgets?
+
+
+class LevelsDemo(Explorer):
+    """A sine wave rounded to the 2**bits values of a ``bits``-bit integer.
+
+    The samples are scaled to the integer grid, rounded, saturated into the
+    two's-complement range, and scaled back: ``x_q = q / 2**(bits-1)``.
+
+    Example:
+        >>> demo = LevelsDemo(bits=3)
+        >>> demo.controls["bits"].value = 1
+        >>> sorted(set(demo.x_q.tolist()))
+        [-1.0, 0.0]
+
+    Taught in ``notebooks/00_start_here.ipynb``.
+    """
+
+    title = "levels demo"
+
+    def __init__(self, bits: int = 3) -> None:
+        bits = integers._check_bits(bits, lo=1, hi=8)
+        self.t = np.linspace(0.0, 1.0, 400)
+        self.x = 0.9 * np.sin(2 * np.pi * 2 * self.t)
+        self.controls = {
+            "bits": widgets.IntSlider(value=bits, min=1, max=8, description="bits")
+        }
+        self.view = _png_view()
+        self.fig, self.ax = new_figure(figsize=(6.4, 3.0))
+        self.ax.plot(self.t, self.x, color=COLORS["sky"], label="signal $x$")
+        (self.line,) = self.ax.plot(
+            self.t, self.x, color=COLORS["vermillion"], label="rounded $x_q$"
+        )
+        self.ax.set(xlabel="time (s)", ylabel="amplitude", ylim=(-1.15, 1.15))
+        self.ax.legend(loc="upper right")
+        self._finish()
+
+    def _redraw(self) -> None:
+        n = self.controls["bits"].value
+        scale = 2 ** (n - 1)
+        q = integers.encode(
+            np.round(self.x * scale), n, "twos_complement", overflow="saturate"
+        )
+        self.x_q = integers.decode(q, n, "twos_complement") / scale
+        self.line.set_ydata(self.x_q)
+        self.ax.set_title(f"{n} bit{'s' if n > 1 else ''}: {2**n} levels")
+
+
+# --------------------------------------------------------------------------
+# 02: integer encodings
+
+
+class BitFlipper(Explorer):
+    """Toggle ``bits`` bits and read the code under every scheme at once.
+
+    Example:
+        >>> flipper = BitFlipper(bits=4)
+        >>> flipper.set_code(0b1000)
+        >>> flipper.values["twos_complement"], flipper.values["sign_magnitude"]
+        (-8, 0)
+
+    Taught in ``notebooks/02_integer_encodings.ipynb``.
+    """
+
+    title = "bit flipper"
+
+    def __init__(self, bits: int = 8, code: int = 0b10000101) -> None:
+        self.bits = integers._check_bits(bits, lo=1, hi=16)
+        code = int(integers._as_codes(code, self.bits))
+        self.controls = {
+            f"bit{i}": widgets.ToggleButton(
+                value=bool(code >> i & 1),
+                description=str(code >> i & 1),
+                tooltip=f"bit {i} (weight 2**{i})",
+                layout=widgets.Layout(width="2.6em"),
+            )
+            for i in range(self.bits - 1, -1, -1)  # most significant first
+        }
+        self.view = widgets.HTML()
+        row = widgets.HBox(list(self.controls.values()))
+        self._finish(widgets.VBox([row, self.view]))
+
+    @property
+    def code(self) -> int:
+        """The code the buttons spell, as an unsigned integer."""
+        return sum(
+            1 << i for i in range(self.bits) if self.controls[f"bit{i}"].value
+        )
+
+    def set_code(self, code: int) -> None:
+        """Set every button from ``code`` and refresh once."""
+        code = int(integers._as_codes(code, self.bits))
+        self._busy = True
+        try:
+            for i in range(self.bits):
+                self.controls[f"bit{i}"].value = bool(code >> i & 1)
+        finally:
+            self._busy = False
+        self.update()
+
+    def _redraw(self) -> None:
+        code = self.code
+        for i in range(self.bits):
+            button = self.controls[f"bit{i}"]
+            button.description = "1" if button.value else "0"
+            button.button_style = "info" if button.value else ""
+        self.values = {
+            s: int(integers.decode(code, self.bits, s)) for s in integers.SCHEMES
+        }
+        pattern = str(integers.to_bits(code, self.bits))
+        rows = "".join(
+            f"<tr><td style='text-align:left'>{html.escape(s)}</td>"
+            f"<td style='text-align:right'><b>{v}</b></td>"
+            f"<td style='text-align:right'>{list(integers.value_range(self.bits, s))}"
+            "</td></tr>"
+            for s, v in self.values.items()
+        )
+        self.view.value = (
+            f"<p>code <code>{pattern}</code> = 0x{code:0{(self.bits + 3) // 4}X}"
+            f" ({self.bits} bits)</p>"
+            "<table><tr><th style='text-align:left'>scheme</th><th>value</th>"
+            f"<th>range</th></tr>{rows}</table>"
+        )
+
+
+class NumberWheel(Explorer):
+    """The two's-complement wheel: ``a + b`` walks ``b`` steps around it.
+
+    Codes sit clockwise from the top; crossing the line between the largest
+    and the smallest value is an overflow.  The title compares the true sum
+    with what wrapping and saturating arithmetic keep.
+
+    Example:
+        >>> wheel = NumberWheel(bits=4, a=7, b=2)
+        >>> wheel.true_sum, wheel.wrapped, wheel.saturated
+        (9, -7, 7)
+
+    Taught in ``notebooks/02_integer_encodings.ipynb``.
+    """
+
+    title = "two's-complement number wheel"
+
+    def __init__(self, bits: int = 4, a: int = 5, b: int = 4) -> None:
+        bits = integers._check_bits(bits, lo=2, hi=5)
+        lo, hi = integers.value_range(bits, "twos_complement")
+        self.controls = {
+            "bits": widgets.IntSlider(value=bits, min=2, max=5, description="bits"),
+            "a": widgets.IntSlider(value=a, min=lo, max=hi, description="a"),
+            "b": widgets.IntSlider(value=b, min=-(2**bits), max=2**bits, description="b"),
+        }
+        self.view = _png_view()
+        self.fig, self.ax = new_figure(figsize=(5.2, 5.2))
+        self.ax.set_aspect("equal")
+        self.ax.set_axis_off()
+        self.ax.set(xlim=(-1.45, 1.45), ylim=(-1.45, 1.45))
+        (self.dots,) = self.ax.plot([], [], "o", color=COLORS["blue"], ms=5)
+        (self.path,) = self.ax.plot([], [], "-", color=COLORS["orange"], lw=3)
+        (self.start,) = self.ax.plot([], [], "o", color=COLORS["green"], ms=12)
+        (self.end,) = self.ax.plot([], [], "*", color=COLORS["vermillion"], ms=16)
+        (self.seam,) = self.ax.plot([], [], "--", color=COLORS["vermillion"], lw=1.5)
+        self.labels: list = []
+        self._bits_drawn = 0
+        self._finish()
+
+    @staticmethod
+    def _angle(code: np.ndarray | float, bits: int) -> np.ndarray:
+        return np.pi / 2 - 2 * np.pi * np.asarray(code, float) / 2**bits
+
+    def _draw_wheel(self, bits: int) -> None:
+        for text in self.labels:
+            text.remove()
+        codes = np.arange(2**bits)
+        ang = self._angle(codes, bits)
+        self.dots.set_data(np.cos(ang), np.sin(ang))
+        values = integers.decode(codes, bits, "twos_complement")
+        patterns = integers.to_bits(codes, bits)
+        size = 9 if bits <= 4 else 7 if bits == 5 else 5.5
+        self.labels = [
+            self.ax.text(1.22 * np.cos(t), 1.22 * np.sin(t), p, ha="center",
+                         va="center", fontsize=size, family="monospace")
+            for t, p in zip(ang, patterns)
+        ] + [
+            self.ax.text(0.8 * np.cos(t), 0.8 * np.sin(t), str(v), ha="center",
+                         va="center", fontsize=size + 1)
+            for t, v in zip(ang, values)
+        ]
+        # the seam between the largest value (0111...) and the smallest (1000...)
+        seam = self._angle(2 ** (bits - 1) - 0.5, bits)
+        self.seam.set_data([0.55 * np.cos(seam), 1.1 * np.cos(seam)],
+                           [0.55 * np.sin(seam), 1.1 * np.sin(seam)])
+        self._bits_drawn = bits
+
+    def _redraw(self) -> None:
+        bits = self.controls["bits"].value
+        lo, hi = integers.value_range(bits, "twos_complement")
+        self._busy = True
+        try:  # keep the sliders' ranges in step with the word size
+            a_slider, b_slider = self.controls["a"], self.controls["b"]
+            a_slider.min, a_slider.max = min(lo, a_slider.min), max(hi, a_slider.max)
+            a_slider.value = int(np.clip(a_slider.value, lo, hi))
+            a_slider.min, a_slider.max = lo, hi
+            b_slider.min, b_slider.max = -(2**bits), 2**bits
+        finally:
+            self._busy = False
+        if bits != self._bits_drawn:
+            self._draw_wheel(bits)
+        a, b = self.controls["a"].value, self.controls["b"].value
+        self.true_sum = a + b
+        self.wrapped = int(
+            integers.decode(
+                integers.encode(self.true_sum, bits, "twos_complement", "wrap"),
+                bits,
+                "twos_complement",
+            )
+        )
+        self.saturated = int(np.clip(self.true_sum, lo, hi))
+        start = int(integers.encode(a, bits, "twos_complement"))
+        steps = np.linspace(start, start + b, 8 * abs(b) + 2)
+        ang = self._angle(steps, bits)
+        radius = 1.0 - 0.25 * np.abs(steps - start) / 2 ** (bits + 1)
+        self.path.set_data(radius * np.cos(ang), radius * np.sin(ang))
+        self.start.set_data([np.cos(ang[0])], [np.sin(ang[0])])
+        self.end.set_data([np.cos(ang[-1])], [np.sin(ang[-1])])
+        fits = lo <= self.true_sum <= hi
+        verdict = (
+            "fits"
+            if fits
+            else f"overflows: wrap gives {self.wrapped}, saturate gives {self.saturated}"
+        )
+        self.ax.set_title(f"{bits}-bit: {a} + ({b}) = {self.true_sum} {verdict}")
