@@ -48,7 +48,11 @@ STUB = 'raise NotImplementedError("not answered yet")'
 MD_STUB = "*Your answer here.*"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
-KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+KERNELSPEC = {
+    "display_name": "Python 3 (ipykernel)",
+    "language": "python",
+    "name": "python3",
+}
 
 
 class MarkerError(ValueError):
@@ -122,7 +126,7 @@ def strip_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def execute(
     nb: nbformat.NotebookNode, cwd: str | Path, timeout: int = 600
 ) -> nbformat.NotebookNode:
-    """Run ``nb`` top to bottom in a fresh kernel started in ``cwd``; return it cleaned."""
+    """Run ``nb`` top to bottom in a fresh kernel started in ``cwd``, then clean it."""
     from nbclient import NotebookClient  # imported here: only the tools need it
 
     nb = strip_outputs(nb)
@@ -166,9 +170,11 @@ def make_exercise(
     """The student version of a solution notebook (see the module docstring).
 
     Example:
-        >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        ...     "def f():\\n    ### BEGIN SOLUTION\\n    return 1\\n    ### END SOLUTION",
-        ...     id="a")])
+        >>> lines = ["def f():", "    ### BEGIN SOLUTION", "    return 1"]
+        >>> source = "\\n".join([*lines, "    ### END SOLUTION"])
+        >>> nb = nbformat.v4.new_notebook(
+        ...     cells=[nbformat.v4.new_code_cell(source, id="a")]
+        ... )
         >>> print(make_exercise(nb).cells[0].source)
         def f():
             raise NotImplementedError("not answered yet")

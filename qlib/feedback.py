@@ -160,10 +160,13 @@ def compare(
         if bool(np.all(close)):
             return "close", f"max abs difference {worst:.3g}"
         return "different", f"max abs difference {worst:.3g}"
-    # integers: compare as Python ints so that int64/uint64 mixes are exact
-    if e.size == g.size and all(int(a) == int(b) for a, b in zip(e.flat, g.flat)):
-        return "exact", ""
-    return "different", ""
+    # integers: an int64/uint64 mix is equal only where the signed side is >= 0
+    if e.dtype.kind != g.dtype.kind:
+        signed = e if e.dtype.kind == "i" else g
+        if signed.size and signed.min() < 0:
+            return "different", ""
+        e, g = e.astype(np.uint64), g.astype(np.uint64)
+    return ("exact", "") if np.array_equal(e, g) else ("different", "")
 
 
 def check(
@@ -199,7 +202,9 @@ def check(
         try:
             got = func(*case.args, **case.kwargs)
         except NotImplementedError:
-            print("  not answered yet: replace `raise NotImplementedError` with your code")
+            print(
+                "  not answered yet: replace `raise NotImplementedError` with your code"
+            )
             RESULTS[question.id] = CheckResult(question.id, 0, len(cases), False)
             return
         except Exception as err:  # a learner's bug is feedback, not a crash

@@ -124,20 +124,27 @@ def _as_int_array(values: ArrayLike, name: str = "values") -> np.ndarray:
 
 
 def _as_codes(codes: ArrayLike, bits: int, name: str = "codes") -> np.ndarray:
-    """Return ``codes`` as uint64 after checking 0 <= code < 2**bits."""
-    c = _as_int_array(codes, name)
-    if c.size:
-        lo, hi = c.min(), c.max()
+    """Return ``codes`` as an unsigned array after checking 0 <= code < 2**bits.
+
+    Unsigned input keeps its dtype (no copy); other integers become uint64.
+    """
+    c = np.asarray(codes)
+    if c.dtype.kind != "u":
+        c = _as_int_array(c, name)
+    if c.size and not (c.dtype.kind == "u" and 8 * c.dtype.itemsize <= bits):
+        lo, hi = (0, c.max()) if c.dtype.kind == "u" else (c.min(), c.max())
         if lo < 0 or int(hi) > 2**bits - 1:
             bad = int(lo) if lo < 0 else int(hi)
             raise ValueError(
                 f"{name} must be in [0, 2**bits - 1] = [0, {2**bits - 1}] "
                 f"for bits={bits}; got {bad}"
             )
-    return c.astype(np.uint64, copy=False)
+    return c if c.dtype.kind == "u" else c.astype(np.uint64)
 
 
 def _scalar_or_array(result: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """Give ``result`` the shape of ``like``; a NumPy scalar if ``like`` is 0-d."""
+    result = np.asarray(result).reshape(np.shape(like))
     return result[()] if np.ndim(like) == 0 else result
 
 
@@ -214,8 +221,14 @@ def _check_in_range(v: np.ndarray, lo: int, hi: int, bits: int, scheme: str) -> 
         )
 
 
-def _encode_sign_magnitude(v: np.ndarray, n: int) -> np.ndarray:
-    half = np.uint64(2 ** (n - 1))
+def _encode_sign_magnitude(v: np.ndarray, n: int, wrap: bool) -> np.ndarray:
+    dtype = code_dtype(n)
+    top = dtype.type(n - 1)
+    if not wrap:  # in range: start from the n-bit two's-complement code t
+        t = _low_bits(v, n)
+        neg = t >> top  # 1 for negative values, else 0
+        mag = ((t ^ (-neg)) + neg) & dtype.type(2**n - 1)  # negate where neg
+        return mag | (neg << top)
     if v.dtype == np.uint64:
         neg = np.zeros(v.shape, bool)
         mag = v
@@ -223,15 +236,18 @@ def _encode_sign_magnitude(v: np.ndarray, n: int) -> np.ndarray:
         neg = v < 0
         # abs(-2**63) stays -2**63 in int64, whose uint64 view is 2**63: exact.
         mag = np.abs(v).view(np.uint64)
-    mag = mag & (half - np.uint64(1))  # keep the magnitude bits (wrap)
-    sign = (neg & (mag != 0)).astype(np.uint64)  # never write -0
-    return ((sign << np.uint64(n - 1)) | mag).astype(code_dtype(n))
+    mag = mag & np.uint64(2 ** (n - 1) - 1)  # wrap: keep the magnitude bits
+    out = mag.astype(dtype)
+    out |= (neg & (mag != 0)).astype(dtype) << top  # never write -0
+    return out
 
 
 def _encode_ones_complement(v: np.ndarray, n: int, wrap: bool) -> np.ndarray:
+    dtype = code_dtype(n)
     if not wrap:
-        # -y is stored as ~y = 2**n - 1 - y, i.e. the two's-complement code of v - 1
-        return _low_bits(v - (v < 0), n)
+        # -y is stored as ~y = 2**n - 1 - y: the two's-complement code minus one
+        t = _low_bits(v, n)
+        return (t - (t >> dtype.type(n - 1))) & dtype.type(2**n - 1)
     # ones' complement arithmetic is arithmetic modulo 2**n - 1 (end-around carry)
     m = 2**n - 1
     if v.dtype == np.uint64:
@@ -241,7 +257,7 @@ def _encode_ones_complement(v: np.ndarray, n: int, wrap: bool) -> np.ndarray:
     else:
         u = v.view(np.uint64)
         r = np.where(v < 0, u - np.uint64(1), u)
-    return r.astype(code_dtype(n))
+    return r.astype(dtype)
 
 
 def encode(
@@ -282,7 +298,8 @@ def encode(
     scheme = _check_scheme(scheme)
     if overflow not in OVERFLOW_MODES:
         raise ValueError(f"overflow must be one of {OVERFLOW_MODES}; got {overflow!r}")
-    v = _as_int_array(values)
+    shaped = _as_int_array(values)
+    v = shaped.reshape(-1)  # 1-d inside, so that ufuncs never return scalars
     lo, hi = value_range(n, scheme)
     if overflow == "error":
         _check_in_range(v, lo, hi, n, scheme)
@@ -294,20 +311,25 @@ def encode(
         # adding the bias 2**(n-1) modulo 2**n flips the top bit
         out = _low_bits(v, n) ^ code_dtype(n).type(2 ** (n - 1))
     elif scheme == "sign_magnitude":
-        out = _encode_sign_magnitude(v, n)
+        out = _encode_sign_magnitude(v, n, wrap=overflow == "wrap")
     else:
         out = _encode_ones_complement(v, n, wrap=overflow == "wrap")
-    return _scalar_or_array(out, v)
+    return _scalar_or_array(out, shaped)
 
 
 # --------------------------------------------------------------------------
 # decode
 
 
-def _sign_extend_u64(c: np.ndarray, n: int) -> np.ndarray:
-    """Read n-bit patterns (uint64) as two's complement, giving int64."""
-    shift = np.uint64(64 - n)
-    return (c << shift).view(np.int64) >> np.int64(64 - n)
+def _sign_extend(c: np.ndarray, n: int) -> np.ndarray:
+    """Read n-bit patterns (any unsigned dtype) as two's complement, giving int64."""
+    if 8 * c.dtype.itemsize == n:  # the pattern fills the word: reinterpret it
+        return c.view(f"int{n}").astype(np.int64)
+    out = c.astype(np.int64) if n < 64 else c.astype(np.uint64).view(np.int64)
+    shift = np.int64(64 - n)
+    out <<= shift  # move the sign bit to the top, then shift back arithmetically
+    out >>= shift
+    return out
 
 
 def decode(codes: ArrayLike, bits: int, scheme: Scheme) -> NDArray[np.integer]:
@@ -327,24 +349,25 @@ def decode(codes: ArrayLike, bits: int, scheme: Scheme) -> NDArray[np.integer]:
     """
     n = _check_bits(bits)
     scheme = _check_scheme(scheme)
-    c = _as_codes(codes, n)
+    shaped = _as_codes(codes, n)
+    c = shaped.reshape(-1)  # 1-d inside, so that ufuncs never return scalars
     if scheme == "unsigned":
-        out = c if n == 64 else c.astype(np.int64)
+        out = c.astype(np.uint64) if n == 64 else c.astype(np.int64)
     elif scheme == "twos_complement":
-        out = _sign_extend_u64(c, n)
+        out = _sign_extend(c, n)
     elif scheme == "offset_binary":
         # offset binary is two's complement with the top bit inverted
-        out = _sign_extend_u64(c ^ np.uint64(2 ** (n - 1)), n)
+        out = _sign_extend(c ^ c.dtype.type(2 ** (n - 1)), n)
     else:
-        top = np.uint64(2 ** (n - 1))
+        top = c.dtype.type(2 ** (n - 1))
         neg = (c & top) != 0
         if scheme == "sign_magnitude":
-            mag = c & (top - np.uint64(1))
+            mag = c & (top - c.dtype.type(1))
         else:  # ones' complement: a negative value's magnitude is its inverse
-            mag = np.where(neg, ~c & np.uint64(2**n - 1), c)
-        mag = mag.astype(np.int64)
-        out = np.where(neg, -mag, mag)
-    return _scalar_or_array(out, c)
+            mag = np.where(neg, ~c & c.dtype.type(2**n - 1), c)
+        out = mag.astype(np.int64)
+        np.negative(out, out=out, where=neg)
+    return _scalar_or_array(out, shaped)
 
 
 # --------------------------------------------------------------------------
@@ -361,6 +384,7 @@ def to_bits(codes: ArrayLike, bits: int) -> NDArray[np.str_]:
     n = _check_bits(bits)
     c = _as_codes(codes, n)
     shifts = np.arange(n - 1, -1, -1, dtype=np.uint64)
+    c = c.astype(np.uint64)
     digits = ((c[..., None] >> shifts) & np.uint64(1)).astype(np.uint8) + ord("0")
     out = digits.view(f"S{n}")[..., 0].astype(f"U{n}")
     return _scalar_or_array(out, c)
@@ -402,7 +426,9 @@ def from_bits(strings: ArrayLike) -> NDArray[np.uint64]:
 # width changes and accumulation
 
 
-def sign_extend(codes: ArrayLike, bits: int, new_bits: int) -> NDArray[np.unsignedinteger]:
+def sign_extend(
+    codes: ArrayLike, bits: int, new_bits: int
+) -> NDArray[np.unsignedinteger]:
     """Widen two's-complement codes from ``bits`` to ``new_bits`` bits.
 
     The new high bits are copies of the old sign bit, so the value is unchanged.
@@ -414,7 +440,7 @@ def sign_extend(codes: ArrayLike, bits: int, new_bits: int) -> NDArray[np.unsign
     n = _check_bits(bits)
     m = _check_bits(new_bits, "new_bits", lo=n)
     c = _as_codes(codes, n)
-    return _scalar_or_array(_low_bits(_sign_extend_u64(c, n), m), c)
+    return _scalar_or_array(_low_bits(_sign_extend(c, n), m), c)
 
 
 def accumulate(
@@ -463,7 +489,9 @@ def accumulate(
 # sub-byte packing
 
 
-def pack(values: ArrayLike, bits: int, *, signed: bool | None = None) -> NDArray[np.uint8]:
+def pack(
+    values: ArrayLike, bits: int, *, signed: bool | None = None
+) -> NDArray[np.uint8]:
     """Pack 1-, 2- or 4-bit integers into bytes, first element in the low bits.
 
     ``values`` is flattened in C order.  With ``signed=True`` values must lie in
@@ -487,7 +515,8 @@ def pack(values: ArrayLike, bits: int, *, signed: bool | None = None) -> NDArray
     if v.size and (int(v.min()) < lo or int(v.max()) > hi):
         bad = int(v.min()) if int(v.min()) < lo else int(v.max())
         raise ValueError(
-            f"values must be in [{lo}, {hi}] for bits={bits}, signed={signed}; got {bad}"
+            f"values must be in [{lo}, {hi}] for bits={bits}, "
+            f"signed={signed}; got {bad}"
         )
     per_byte = 8 // bits
     codes = (v & (2**bits - 1)).astype(np.uint8)
@@ -522,7 +551,9 @@ def unpack(
     if isinstance(count, bool) or not isinstance(count, numbers.Integral):
         raise TypeError(f"count must be an integer in [0, {capacity}]; got {count!r}")
     if not 0 <= count <= capacity:
-        raise ValueError(f"count must be in [0, {capacity}] for {d.size} bytes; got {count}")
+        raise ValueError(
+            f"count must be in [0, {capacity}] for {d.size} bytes; got {count}"
+        )
     shifts = (np.arange(per_byte) * bits).astype(np.uint8)
     codes = ((d[:, None] >> shifts) & np.uint8(2**bits - 1)).ravel()[:count]
     if not signed:

@@ -147,8 +147,10 @@ class BitFlipper(Explorer):
 
     title = "bit flipper"
 
-    def __init__(self, bits: int = 8, code: int = 0b10000101) -> None:
+    def __init__(self, bits: int = 8, code: int | None = None) -> None:
         self.bits = integers._check_bits(bits, lo=1, hi=16)
+        if code is None:  # top and bottom bit set: the schemes disagree most
+            code = 2 ** (self.bits - 1) | 1
         code = int(integers._as_codes(code, self.bits))
         self.controls = {
             f"bit{i}": widgets.ToggleButton(
@@ -166,9 +168,7 @@ class BitFlipper(Explorer):
     @property
     def code(self) -> int:
         """The code the buttons spell, as an unsigned integer."""
-        return sum(
-            1 << i for i in range(self.bits) if self.controls[f"bit{i}"].value
-        )
+        return sum(1 << i for i in range(self.bits) if self.controls[f"bit{i}"].value)
 
     def set_code(self, code: int) -> None:
         """Set every button from ``code`` and refresh once."""
@@ -229,7 +229,9 @@ class NumberWheel(Explorer):
         self.controls = {
             "bits": widgets.IntSlider(value=bits, min=2, max=5, description="bits"),
             "a": widgets.IntSlider(value=a, min=lo, max=hi, description="a"),
-            "b": widgets.IntSlider(value=b, min=-(2**bits), max=2**bits, description="b"),
+            "b": widgets.IntSlider(
+                value=b, min=-(2**bits), max=2**bits, description="b"
+            ),
         }
         self.view = _png_view()
         self.fig, self.ax = new_figure(figsize=(5.2, 5.2))
@@ -259,18 +261,33 @@ class NumberWheel(Explorer):
         patterns = integers.to_bits(codes, bits)
         size = 9 if bits <= 4 else 7 if bits == 5 else 5.5
         self.labels = [
-            self.ax.text(1.22 * np.cos(t), 1.22 * np.sin(t), p, ha="center",
-                         va="center", fontsize=size, family="monospace")
-            for t, p in zip(ang, patterns)
+            self.ax.text(
+                1.22 * np.cos(t),
+                1.22 * np.sin(t),
+                p,
+                ha="center",
+                va="center",
+                fontsize=size,
+                family="monospace",
+            )
+            for t, p in zip(ang, patterns, strict=True)
         ] + [
-            self.ax.text(0.8 * np.cos(t), 0.8 * np.sin(t), str(v), ha="center",
-                         va="center", fontsize=size + 1)
-            for t, v in zip(ang, values)
+            self.ax.text(
+                0.8 * np.cos(t),
+                0.8 * np.sin(t),
+                str(v),
+                ha="center",
+                va="center",
+                fontsize=size + 1,
+            )
+            for t, v in zip(ang, values, strict=True)
         ]
         # the seam between the largest value (0111...) and the smallest (1000...)
         seam = self._angle(2 ** (bits - 1) - 0.5, bits)
-        self.seam.set_data([0.55 * np.cos(seam), 1.1 * np.cos(seam)],
-                           [0.55 * np.sin(seam), 1.1 * np.sin(seam)])
+        self.seam.set_data(
+            [0.55 * np.cos(seam), 1.1 * np.cos(seam)],
+            [0.55 * np.sin(seam), 1.1 * np.sin(seam)],
+        )
         self._bits_drawn = bits
 
     def _redraw(self) -> None:
@@ -308,6 +325,8 @@ class NumberWheel(Explorer):
         verdict = (
             "fits"
             if fits
-            else f"overflows: wrap gives {self.wrapped}, saturate gives {self.saturated}"
+            else (
+                f"overflows: wrap gives {self.wrapped}, saturate gives {self.saturated}"
+            )
         )
         self.ax.set_title(f"{bits}-bit: {a} + ({b}) = {self.true_sum} {verdict}")
