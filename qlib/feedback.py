@@ -56,6 +56,8 @@ class Question:
         exact: if True (the default) only a bit-exact match passes; if False a
             match within ``rtol``/``atol`` passes too.
         rtol, atol: tolerances for ``exact=False``.
+        check_dtype: if True, an array answer must also have the dtype of the
+            expected array (e.g. ``uint8`` codes, not ``int64``).
 
     Example:
         >>> q = Question("00.1", 1, "double", [Case((2,), 4)])
@@ -70,18 +72,24 @@ class Question:
     exact: bool = True
     rtol: float = 1e-7
     atol: float = 0.0
+    check_dtype: bool = False
 
     def __post_init__(self) -> None:
-        if not self.id or not isinstance(self.id, str):
+        if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"id must be a non-empty string; got {self.id!r}")
-        if not (isinstance(self.points, int | float) and self.points > 0):
+        points_ok = isinstance(self.points, int | float) and not isinstance(
+            self.points, bool
+        )
+        if not (points_ok and self.points > 0):
             raise ValueError(f"points must be a positive number; got {self.points!r}")
-        if not self.function.isidentifier():
+        if not (isinstance(self.function, str) and self.function.isidentifier()):
             raise ValueError(
                 f"function must be a Python identifier; got {self.function!r}"
             )
-        if not all(isinstance(c, Case) for c in self.cases):
-            raise TypeError("cases must be a sequence of Case")
+        cases = tuple(self.cases)  # a generator would be used up by one check
+        if not cases or not all(isinstance(c, Case) for c in cases):
+            raise TypeError("cases must be a non-empty sequence of Case")
+        object.__setattr__(self, "cases", cases)
 
 
 @dataclass(frozen=True)
@@ -120,14 +128,20 @@ def _as_array(x: Any) -> np.ndarray:
 
 
 def compare(
-    expected: Any, got: Any, rtol: float = 1e-7, atol: float = 0.0
+    expected: Any,
+    got: Any,
+    rtol: float = 1e-7,
+    atol: float = 0.0,
+    check_dtype: bool = False,
 ) -> tuple[str, str]:
     """Compare an answer with the expected one.
 
     Returns ``(verdict, detail)`` where verdict is ``"exact"`` (same shape and
     the same value in every element, bit for bit for floats: ``-0.0`` differs
     from ``0.0``, NaN matches NaN), ``"close"`` (within ``rtol``/``atol``) or
-    ``"different"``.
+    ``"different"``.  Floats returned where integers are expected are
+    ``"different"``: above 2**53 a float cannot even hold every integer.  With
+    ``check_dtype`` the dtypes of ``expected`` and ``got`` must agree as well.
 
     Example:
         >>> compare(0.3, 0.1 + 0.2)[0]
@@ -141,11 +155,15 @@ def compare(
         return "different", f"cannot compare: {err}"
     if e.shape != g.shape:
         return "different", f"shape {g.shape}, expected shape {e.shape}"
+    if check_dtype and e.dtype != g.dtype:
+        return "different", f"dtype {g.dtype}, expected dtype {e.dtype}"
     if e.dtype.kind in "US" or g.dtype.kind in "US":
         same = e.dtype.kind == g.dtype.kind and bool(np.all(e == g))
         return ("exact", "") if same else ("different", "")
     if e.dtype.kind not in "biuf" or g.dtype.kind not in "biuf":
         return "different", f"got dtype {g.dtype}, expected dtype {e.dtype}"
+    if e.dtype.kind in "biu" and g.dtype.kind == "f":
+        return "different", "got floating-point numbers, expected integers"
     if e.dtype.kind == "f" or g.dtype.kind == "f":
         ef, gf = e.astype(np.float64), g.astype(np.float64)
         same_bits = (ef.view(np.int64) == gf.view(np.int64)) | (
@@ -180,7 +198,8 @@ def check(
 
     With ``hidden=True`` (instructor checks) inputs and answers are not
     printed, only the verdict per case.  The outcome is kept in
-    :data:`RESULTS` under the question's id.
+    :data:`RESULTS` under the question's id (hidden checks under
+    ``"<id>:hidden"``).
 
     Example:
         >>> q = Question("00.1", 1, "double", [Case((2,), 4), Case((0.5,), 1.0)])
@@ -193,6 +212,9 @@ def check(
         True
     """
     cases = list(question.cases if cases is None else cases)
+    if not cases:
+        raise ValueError("cases must not be empty: a check of nothing proves nothing")
+    key = f"{question.id}:hidden" if hidden else question.id
     plural = "" if question.points == 1 else "s"
     kind = "hidden checks" if hidden else f"{question.points:g} point{plural}"
     print(f"[{question.id}] {question.function} -- {kind}")
@@ -205,12 +227,14 @@ def check(
             print(
                 "  not answered yet: replace `raise NotImplementedError` with your code"
             )
-            RESULTS[question.id] = CheckResult(question.id, 0, len(cases), False)
+            RESULTS[key] = CheckResult(question.id, 0, len(cases), False)
             return
         except Exception as err:  # a learner's bug is feedback, not a crash
             print(f"  FAIL  {call} raised {type(err).__name__}: {err}")
             continue
-        verdict, detail = compare(case.expected, got, question.rtol, question.atol)
+        verdict, detail = compare(
+            case.expected, got, question.rtol, question.atol, question.check_dtype
+        )
         want = "" if hidden else f"\n        expected {_short(case.expected)}"
         seen = "" if hidden else f"\n        got      {_short(got)}"
         if verdict == "exact":
@@ -226,4 +250,4 @@ def check(
             note = f" ({detail})" if detail else ""
             print(f"  FAIL  {call}{note}{want}{seen}")
     print(f"  {passed}/{len(cases)} passed")
-    RESULTS[question.id] = CheckResult(question.id, passed, len(cases), True)
+    RESULTS[key] = CheckResult(question.id, passed, len(cases), True)

@@ -76,16 +76,47 @@ def test_hidden_checks_do_not_print_inputs_or_answers(capsys):
         (np.array(["01", "10"]), np.array(["01", "11"]), "different"),
         (3, None, "different"),
         (3, object(), "different"),
+        (2**53 + 1, 2.0**53, "different"),
+        ((-(2**63), 2**63 - 1), (-(2.0**63), 2.0**63 - 1), "different"),
+        ((-8, 7), (-8.0, 7.0), "different"),
+        (4.0, 4, "exact"),
     ],
 )
 def test_compare(expected, got, verdict):
     assert compare(expected, got)[0] == verdict
 
 
+def test_dtype_checked_only_when_asked():
+    codes, wide = np.array([1, 2], np.uint8), np.array([1, 2], np.int64)
+    assert compare(codes, wide)[0] == "exact"
+    verdict, detail = compare(codes, wide, check_dtype=True)
+    assert verdict == "different" and "dtype int64, expected dtype uint8" in detail
+
+
+def test_hidden_results_kept_apart(capsys):
+    run(capsys, Q, lambda x: 2 * x)
+    run(capsys, Q, lambda x: 0, cases=[Case((1,), 2)], hidden=True)
+    assert RESULTS["t.1"].ok and not RESULTS["t.1:hidden"].ok
+
+
 def test_question_validation():
     with pytest.raises(ValueError, match="points must be a positive number"):
-        Question("x", 0, "f", [])
+        Question("x", 0, "f", [Case((1,), 1)])
     with pytest.raises(ValueError, match="function must be a Python identifier"):
-        Question("x", 1, "f g", [])
-    with pytest.raises(TypeError, match="cases must be a sequence of Case"):
+        Question("x", 1, "f g", [Case((1,), 1)])
+    with pytest.raises(TypeError, match="cases must be a non-empty sequence of Case"):
         Question("x", 1, "f", [((1,), 2)])
+    with pytest.raises(TypeError, match="cases must be a non-empty sequence of Case"):
+        Question("x", 1, "f", [])
+    with pytest.raises(ValueError, match="points must be a positive number"):
+        Question("x", True, "f", [Case((1,), 1)])
+    with pytest.raises(ValueError, match="function must be a Python identifier"):
+        Question("x", 1, 3, [Case((1,), 1)])
+    with pytest.raises(ValueError, match="cases must not be empty"):
+        check(Question("x", 1, "f", [Case((1,), 1)]), abs, cases=[])
+
+
+def test_cases_from_a_generator_survive_two_checks(capsys):
+    q = Question("t.g", 1, "ident", (Case((x,), x) for x in range(3)))
+    assert run(capsys, q, lambda x: x).count("PASS") == 3
+    assert run(capsys, q, lambda x: x).count("PASS") == 3

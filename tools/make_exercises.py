@@ -2,8 +2,11 @@
 
     python tools/make_exercises.py          # write exercises/
     python tools/make_exercises.py --check  # exit 1 if exercises/ is stale
+    python tools/make_exercises.py --force  # overwrite even a worked-on copy
 
-See qlib.assignments.make_exercise for the marker rules.
+See qlib.assignments.make_exercise for the marker rules.  Generated exercises
+carry no outputs, so an exercise notebook with outputs is somebody's work in
+progress: it is left alone unless --force is given.
 """
 
 from __future__ import annotations
@@ -28,9 +31,20 @@ def expected_exercises(root: Path = ROOT) -> dict[Path, object]:
     }
 
 
+def has_outputs(path: Path) -> bool:
+    return any(
+        cell.get("outputs") or cell.get("execution_count")
+        for cell in assignments.read(path).cells
+        if cell.cell_type == "code"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare, do not write")
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite worked-on copies"
+    )
     args = parser.parse_args(argv)
     stale = 0
     for path, nb in expected_exercises().items():
@@ -38,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
             ok = path.exists() and assignments.read(path) == nb
             stale += not ok
             print(f"{path.relative_to(ROOT)}: {'up to date' if ok else 'STALE'}")
+        elif path.exists() and not args.force and has_outputs(path):
+            stale += 1
+            print(
+                f"{path.relative_to(ROOT)}: KEPT, it has outputs (work in progress?);"
+                " use --force to overwrite"
+            )
         else:
             changed = assignments.write(nb, path)
             print(f"{path.relative_to(ROOT)}: {'written' if changed else 'unchanged'}")
