@@ -88,7 +88,8 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Drop everything in an executed notebook that varies between runs.
 
     Widget views keep their static copy (PNG or HTML) and lose the model id;
-    a display that was nothing but a widget view is dropped.  Notebook-level
+    a display that was nothing but a widget view is dropped.  Consecutive
+    chunks of one stream (stdout or stderr) are merged into one output.  Notebook-level
     widget metadata, which GitHub cannot render without its state, is dropped.
     """
     nb = copy.deepcopy(nb)
@@ -106,6 +107,15 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
                 del data[WIDGET_VIEW]
                 if set(data) <= {"text/plain"}:
                     continue
+            previous = kept[-1] if kept else None
+            if (
+                previous is not None
+                and out.output_type == previous.output_type == "stream"
+                and out.name == previous.name
+            ):
+                # the kernel splits a stream into chunks as timing dictates
+                previous.text += out.text
+                continue
             kept.append(out)
         cell.outputs = kept
     return nb

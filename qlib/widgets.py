@@ -321,12 +321,18 @@ class NumberWheel(Explorer):
         self.path.set_data(radius * np.cos(ang), radius * np.sin(ang))
         self.start.set_data([np.cos(ang[0])], [np.sin(ang[0])])
         self.end.set_data([np.cos(ang[-1])], [np.sin(ang[-1])])
+
+        def num(v: int) -> str:
+            return str(v).replace("-", "\N{MINUS SIGN}")
+
         fits = lo <= self.true_sum <= hi
         verdict = (
             "fits"
             if fits
-            else (
-                f"overflows: wrap gives {self.wrapped}, saturate gives {self.saturated}"
-            )
+            else f"overflows: wrap gives {num(self.wrapped)}, "
+            f"saturate gives {num(self.saturated)}"
         )
-        self.ax.set_title(f"{bits}-bit: {a} + ({b}) = {self.true_sum} {verdict}")
+        term = f"+ {b}" if b >= 0 else f"\N{MINUS SIGN} {-b}"
+        self.ax.set_title(
+            f"{bits}-bit: {num(a)} {term} = {num(self.true_sum)} {verdict}"
+        )

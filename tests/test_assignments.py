@@ -103,6 +103,23 @@ def test_clean_drops_widget_ids_and_keeps_static_copy():
     assert assignments.clean(cleaned) == cleaned
 
 
+def test_clean_merges_stream_chunks():
+    cell = new_code_cell("for i in range(3): print(i)", id="s", execution_count=1)
+    cell.outputs = [
+        new_output("stream", name="stdout", text="0\n"),
+        new_output("stream", name="stdout", text="1\n"),
+        new_output("stream", name="stderr", text="warning\n"),
+        new_output("stream", name="stdout", text="2\n"),
+        new_output("stream", name="stdout", text="3\n"),
+    ]
+    outs = assignments.clean(notebook(cell)).cells[0].outputs
+    assert [(o.name, o.text) for o in outs] == [
+        ("stdout", "0\n1\n"),
+        ("stderr", "warning\n"),
+        ("stdout", "2\n3\n"),
+    ]
+
+
 def test_write_is_atomic_and_reports_change(tmp_path):
     nb = notebook(new_code_cell("x = 1", id="a"))
     path = tmp_path / "n.ipynb"
