@@ -1,0 +1,217 @@
+"""The grading kernel: runs one submission's cells, then calls its functions.
+
+Started by :mod:`qlib.grade`, one process per submission (and per retry), as
+``python -m qlib._grade_worker [--hide DIR ...] [--user NAME] [--tmpfs]``,
+usually as the first process of fresh PID and mount namespaces.  It
+
+1. reads its whole job (cells to run, calls to make) from stdin before any
+   submitted code runs;
+2. sets up its sandbox: hides the given folders behind empty read-only
+   mounts, gives itself private ``/tmp``-like folders, drops root for
+   ``--user``, and sets resource limits;
+3. runs the cells in an IPython shell with stdout/stderr sent to /dev/null;
+4. calls each graded function and reports the return value as plain data
+   (:mod:`qlib.wire`) on the events pipe (``--events-fd``), one JSON line per
+   event.
+
+Nothing here decides a score: the grader compares the values, in its own
+process, with answers the submission never sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import json
+import os
+import resource
+import sys
+import tempfile
+
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
+_MS_REMOUNT, _MS_BIND = 32, 4096
+_MOUNT_FLAGS = {"nosuid": _MS_NOSUID, "nodev": _MS_NODEV, "noexec": _MS_NOEXEC}
+_PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 24, 38
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+def _check(status: int, what: str) -> None:
+    if status != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount_tmpfs(target: str, options: str, readonly: bool = False) -> None:
+    flags = _MS_NOSUID | _MS_NODEV | (_MS_RDONLY if readonly else 0)
+    status = _LIBC.mount(b"tmpfs", target.encode(), b"tmpfs", flags, options.encode())
+    _check(status, f"mount tmpfs on {target}")
+
+
+def _read_only_everywhere(writable: set[str]) -> None:
+    """Remount every mount of this (private) namespace read-only, except
+    ``writable``, /proc and /dev.  Device files keep working on a read-only
+    mount, so /dev/null stays usable."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split() for line in f]
+    for fields in mounts:
+        point = fields[4].replace("\\040", " ")
+        if point in writable or point.startswith(("/proc", "/dev")):
+            continue
+        flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
+        for option in fields[5].split(","):
+            flags |= _MOUNT_FLAGS.get(option, 0)
+        status = _LIBC.mount(None, point.encode(), None, flags, None)
+        if status != 0 and point == "/":
+            _check(status, "remount / read-only")
+
+
+def _drop_capabilities() -> None:
+    """Stay uid 0 but without any capability, for good: no unmounting, no
+    raising limits, no reading through permissions, nothing regained by exec."""
+    for cap in range(64):
+        if _LIBC.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # past the last capability this kernel knows
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [
+            (n, ctypes.c_uint32) for n in ("effective", "permitted", "inheritable")
+        ]
+
+    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+    _check(_LIBC.capset(ctypes.byref(header), data), "capset")
+    _check(_LIBC.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+
+
+def _sandbox(args: argparse.Namespace, limits: dict) -> str:
+    """Hide folders, make private scratch space, drop privileges, set limits.
+
+    Returns the working folder for the submission.
+    """
+    if args.cgroup:  # "0" moves this process; everything it starts follows
+        with open(os.path.join(args.cgroup, "cgroup.procs"), "w") as f:
+            f.write("0")
+    uid = gid = None
+    if args.user:
+        import pwd
+
+        entry = pwd.getpwnam(args.user)
+        uid, gid = entry.pw_uid, entry.pw_gid
+    for folder in args.hide:
+        if os.path.isdir(folder):
+            _mount_tmpfs(folder, "size=4k,mode=000", readonly=True)
+    scratch = set()
+    if args.tmpfs:
+        size = f"size={limits['disk_mb']}m,mode=1777"
+        for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+            if os.path.isdir(folder):
+                _mount_tmpfs(folder, size)
+                scratch.add(folder)
+        _read_only_everywhere(scratch)
+    work = tempfile.mkdtemp(prefix="submission-")
+    if uid is not None:
+        os.chown(work, uid, gid)
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+    elif os.geteuid() == 0 and args.tmpfs:
+        _drop_capabilities()
+    mb = 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_AS, (limits["memory_mb"] * mb,) * 2)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_mb"] * mb,) * 2)
+    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_s"],) * 2)
+    if uid is not None:  # counted per user, so only meaningful off root
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"],) * 2)
+    os.environ["HOME"] = work
+    os.environ["IPYTHONDIR"] = os.path.join(work, ".ipython")
+    os.environ["MPLCONFIGDIR"] = os.path.join(work, ".matplotlib")
+    os.chdir(work)
+    return work
+
+
+def _error_text(err: BaseException | None) -> str | None:
+    if err is None:
+        return None
+    try:
+        text = f"{type(err).__name__}: {err}"
+    except BaseException:  # a hostile __str__
+        text = type(err).__name__
+    return text[:300]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hide", action="append", default=[])
+    parser.add_argument("--user")
+    parser.add_argument("--tmpfs", action="store_true")
+    parser.add_argument("--cgroup")
+    parser.add_argument("--events-fd", type=int, default=3)
+    args = parser.parse_args()
+
+    events = os.fdopen(args.events_fd, "w", buffering=1, encoding="utf-8")
+
+    def emit(**message) -> None:
+        events.write(json.dumps(message, separators=(",", ":")) + "\n")
+        events.flush()
+
+    job = json.loads(sys.stdin.buffer.read())
+    try:
+        _sandbox(args, job["limits"])
+    except Exception as err:  # the grader reports this as its own failure
+        emit(fatal=f"sandbox setup failed: {_error_text(err)}")
+        os._exit(3)
+
+    # submitted code never sees the job, the events pipe's twin, or a terminal
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    from qlib import wire
+
+    config = Config()
+    config.HistoryManager.enabled = False
+    shell = InteractiveShell.instance(config=config)
+    shell.system = lambda cmd: print("shell commands are disabled while grading")
+    emit(ready=True)
+
+    skip = set(job["skip"])
+    for index, source in enumerate(job["cells"]):
+        if index in skip:
+            continue
+        emit(cell=index, phase="start")
+        try:
+            result = shell.run_cell(source, store_history=False)
+            error = result.error_before_exec or result.error_in_exec
+        except BaseException as err:
+            error = err
+        emit(cell=index, phase="end", error=_error_text(error))
+
+    for call in job["calls"]:
+        emit(call=call["id"], phase="start")
+        try:
+            function = shell.user_ns.get(call["function"])
+            if not callable(function):
+                raise NameError(f"{call['function']} is not defined")
+            args = wire.decode(call["args"])
+            kwargs = wire.decode(call["kwargs"])
+            value = wire.encode(function(*args, **kwargs))
+        except NotImplementedError:
+            emit(call=call["id"], phase="end", error="not answered yet")
+            continue
+        except BaseException as err:
+            emit(call=call["id"], phase="end", error=_error_text(err))
+            continue
+        emit(call=call["id"], phase="end", value=value)
+    emit(done=True)
+    os._exit(0)  # no atexit hooks, no lingering threads
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,865 @@
+"""Batch grader: a folder of exercise notebooks in, a gradebook out.
+
+    grade --assignment 02 --out graded/ submissions/
+    python -m qlib.grade --assignment 02 --out graded/ alice.ipynb bob.ipynb
+
+How a submission is graded:
+
+1. The reference: the grader runs ``solutions/NN_*.ipynb`` in its own process
+   and records every ``check(...)`` call in it -- each question's id, points
+   and function name, and every visible and hidden case with its expected
+   answer.  Expected answers never leave this process.
+2. The submission's code cells run top to bottom in a separate kernel process
+   (:mod:`qlib._grade_worker`), in a fresh folder, with a per-cell time limit,
+   a memory limit, a process limit, a file-size limit, and its output thrown
+   away.  As root, the kernel runs in new PID and mount namespaces (nothing it
+   starts survives it; the solutions, the submissions and the output folder
+   are hidden; /tmp is private) as an unprivileged user.
+3. The grader sends each case's inputs; the kernel calls the student's
+   function and returns the value as plain data (:mod:`qlib.wire`).  The
+   grader compares it with the expected answer using :func:`qlib.feedback.compare`.
+4. A cell that hangs or kills the kernel is skipped and the run is restarted
+   without it; a call that hangs or kills the kernel fails alone.
+
+A question scores ``points * passed / cases`` over its visible and hidden
+cases.  Statuses: ``ok`` (graded normally), ``timeout`` (some cell or call
+ran out of time and was skipped; the rest is graded), ``crashed`` (some cell or
+call killed the kernel; the rest is graded), ``invalid`` (not a readable
+notebook; score 0), ``error`` (the grader could not start a kernel; score 0).
+
+Taught nowhere: this is the instructors' tool; see the README's instructor guide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import pwd
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from . import feedback, wire
+from .feedback import Case, Question
+
+__all__ = [
+    "STATUSES",
+    "Limits",
+    "Reference",
+    "SubmissionResult",
+    "grade_batch",
+    "load_reference",
+    "main",
+]
+
+STATUSES = ("ok", "timeout", "crashed", "invalid", "error")
+COURSE_ROOT = Path(__file__).resolve().parents[1]
+_CGROUP_PIDS = Path("/sys/fs/cgroup/pids")
+_MAX_LINE = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one submission's kernel."""
+
+    cell_timeout: float = 10.0
+    call_timeout: float = 5.0
+    total_timeout: float = 120.0
+    memory_mb: int = 2048
+    file_mb: int = 64
+    disk_mb: int = 128
+    processes: int = 64
+    max_restarts: int = 8
+
+
+@dataclass
+class GradedQuestion:
+    question: Question
+    cases: list[tuple[Case, bool]]  # (case, hidden)
+
+
+@dataclass
+class Reference:
+    """What the solution notebook declares: questions and all their cases."""
+
+    assignment: str
+    path: Path
+    questions: dict[str, GradedQuestion]
+
+    @property
+    def max_score(self) -> Fraction:
+        return sum(
+            (Fraction(q.question.points) for q in self.questions.values()), Fraction(0)
+        )
+
+
+@dataclass
+class CaseOutcome:
+    passed: bool
+    verdict: str  # "exact", "close", "different", or an error text
+    got: Any = None
+
+
+@dataclass
+class SubmissionResult:
+    submission: str
+    status: str
+    score: Fraction = Fraction(0)
+    max_score: Fraction = Fraction(0)
+    questions: dict[str, Fraction] = field(default_factory=dict)
+    outcomes: dict[str, list[CaseOutcome]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ reference
+
+
+def find_solution(assignment: str, solutions: Path) -> Path:
+    if not re.fullmatch(r"\d\d", assignment):
+        raise ValueError(
+            f"assignment must be two digits such as 02; got {assignment!r}"
+        )
+    found = sorted(solutions.glob(f"{assignment}_*.ipynb"))
+    if len(found) != 1:
+        have = sorted(p.name[:2] for p in solutions.glob("[0-9][0-9]_*.ipynb"))
+        raise ValueError(
+            f"no solution notebook for assignment {assignment} in {solutions}; "
+            f"available: {', '.join(have) or 'none'}"
+        )
+    return found[0]
+
+
+def load_reference(assignment: str, solutions: Path | None = None) -> Reference:
+    """Run the solution notebook here and record every ``check`` it makes."""
+    path = find_solution(assignment, solutions or COURSE_ROOT / "solutions")
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    recorded: list[tuple[Question, list[Case], bool]] = []
+    original = feedback.check
+
+    def recording_check(question, func, cases=None, *, hidden=False):
+        chosen = list(question.cases if cases is None else cases)
+        recorded.append((question, chosen, hidden))
+        original(question, func, chosen, hidden=hidden)
+        outcome = feedback.RESULTS[f"{question.id}:hidden" if hidden else question.id]
+        if not outcome.ok:
+            raise RuntimeError(f"the reference solution fails question {question.id}")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    cwd = os.getcwd()
+    try:
+        feedback.check = recording_check
+        import qlib
+
+        qlib.check = recording_check
+        os.chdir(path.parent)
+        with contextlib.redirect_stdout(io.StringIO()):
+            for index, cell in enumerate(nb["cells"]):
+                if cell["cell_type"] != "code":
+                    continue
+                source = "".join(cell["source"])
+                if re.search(r"^\s*[%!]", source, re.MULTILINE):
+                    raise ValueError(
+                        f"{path.name} cell {index}: magics cannot be graded"
+                    )
+                exec(compile(source, f"{path.name}[{index}]", "exec"), namespace)
+    finally:
+        feedback.check = original
+        qlib.check = original
+        os.chdir(cwd)
+    questions: dict[str, GradedQuestion] = {}
+    for question, cases, hidden in recorded:
+        graded = questions.setdefault(question.id, GradedQuestion(question, []))
+        if (graded.question.points, graded.question.function) != (
+            question.points,
+            question.function,
+        ):
+            raise ValueError(f"question {question.id} is declared twice, differently")
+        graded.cases += [(case, hidden) for case in cases]
+    if not questions:
+        raise ValueError(f"{path.name} declares no graded question (no check calls)")
+    return Reference(assignment, path, questions)
+
+
+# ------------------------------------------------------------- the submission
+
+
+def read_cells(path: Path) -> list[str]:
+    """The code cells of a notebook file, in order; ValueError if unreadable."""
+    try:
+        nb = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as err:
+        raise ValueError(f"not a readable notebook: {str(err)[:200]}") from None
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list):
+        raise ValueError("not a notebook: no list of cells")
+    sources = []
+    for cell in cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        if isinstance(source, list) and all(isinstance(s, str) for s in source):
+            source = "".join(source)
+        if not isinstance(source, str):
+            raise ValueError("not a notebook: a code cell has no source text")
+        sources.append(source)
+    return sources
+
+
+# -------------------------------------------------------------------- sandbox
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How kernels are isolated on this machine (see :func:`detect_sandbox`)."""
+
+    namespaces: bool
+    user: str | None
+    cgroup: bool
+    hide: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        parts = [
+            "PID, mount and network namespaces" if self.namespaces else "no namespaces"
+        ]
+        if self.user:
+            parts.append(f"user {self.user}")
+        elif self.namespaces:
+            parts.append("root without capabilities, read-only file system")
+        else:
+            parts.append("the grader's own user")
+        parts.append("pids cgroup" if self.cgroup else "no pids cgroup")
+        return ", ".join(parts)
+
+
+def detect_sandbox(user: str | None) -> Sandbox:
+    root = os.geteuid() == 0
+    unshare = shutil.which("unshare")
+    namespaces = False
+    if root and unshare:
+        probe = subprocess.run(
+            [unshare, "--pid", "--mount", "--net", "--fork", "--mount-proc", "true"],
+            capture_output=True,
+            check=False,
+        )
+        namespaces = probe.returncode == 0
+    if user:
+        pwd.getpwnam(user)  # KeyError for an unknown user
+        if not root:
+            raise ValueError("--sandbox-user needs the grader to run as root")
+    cgroup = root and os.access(_CGROUP_PIDS, os.W_OK)
+    return Sandbox(namespaces, user, cgroup)
+
+
+class _Cgroup:
+    """A pids cgroup (v1) that caps and later kills every process of one kernel."""
+
+    def __init__(self, limit: int) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="qlib-grade-", dir=_CGROUP_PIDS))
+        (self.path / "pids.max").write_text(str(limit))
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def kill_all(self) -> None:
+        for _ in range(200):
+            pids = (self.path / "cgroup.procs").read_text().split()
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            time.sleep(0.005)
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+# --------------------------------------------------------------------- kernel
+
+
+@dataclass
+class _Attempt:
+    cells_done: dict[int, str | None] = field(default_factory=dict)
+    values: dict[int, tuple[bool, Any]] = field(default_factory=dict)
+    stopped_in: tuple[str, int] | None = None  # ("cell" | "call", index)
+    how: str = ""  # "timeout" | "crashed"
+    fatal: str | None = None
+    done: bool = False
+
+
+def _run_kernel(
+    cells: list[str],
+    skip: set[int],
+    calls: list[dict],
+    limits: Limits,
+    sandbox: Sandbox,
+    deadline: float,
+) -> _Attempt:
+    attempt = _Attempt()
+    job = {
+        "cells": cells,
+        "skip": sorted(skip),
+        "calls": calls,
+        "limits": {
+            "memory_mb": limits.memory_mb,
+            "file_mb": limits.file_mb,
+            "disk_mb": limits.disk_mb,
+            "cpu_s": int(limits.total_timeout) + 5,
+            "processes": limits.processes,
+        },
+    }
+    read_end, write_end = os.pipe()
+    cwd = tempfile.mkdtemp(prefix="qlib-grade-cwd-")
+    cgroup = _Cgroup(limits.processes) if sandbox.cgroup else None
+    command = [
+        sys.executable,
+        "-m",
+        "qlib._grade_worker",
+        "--events-fd",
+        str(write_end),
+    ]
+    if cgroup is not None:
+        command += ["--cgroup", str(cgroup.path)]
+    if sandbox.namespaces:
+        command = [
+            shutil.which("unshare") or "unshare",
+            "--pid",
+            "--mount",
+            "--net",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            "--propagation",
+            "private",
+            *command,
+            "--tmpfs",
+            *[arg for folder in sandbox.hide for arg in ("--hide", folder)],
+        ]
+    if sandbox.user:
+        command += ["--user", sandbox.user]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "MPLBACKEND": "Agg",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    proc = None
+    try:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(write_end,),
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=None,
+        )
+        os.close(write_end)
+        write_end = -1
+        if cgroup is not None:
+            cgroup.add(proc.pid)
+        _read_events(proc, read_end, job, limits, deadline, attempt)
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+        os.close(read_end)
+        if proc is not None:
+            _kill_tree(proc)
+        if cgroup is not None:
+            cgroup.kill_all()
+        shutil.rmtree(cwd, ignore_errors=True)
+    return attempt
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    for pid in _descendants(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    proc.wait()
+    if proc.stdin:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+
+
+def _read_events(
+    proc: subprocess.Popen,
+    fd: int,
+    job: dict,
+    limits: Limits,
+    deadline: float,
+    attempt: _Attempt,
+) -> None:
+    """Feed the job, then follow the kernel's events until done or stopped."""
+    try:
+        proc.stdin.write(json.dumps(job).encode())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    selector = selectors.DefaultSelector()
+    selector.register(fd, selectors.EVENT_READ)
+    buffer = b""
+    current: tuple[str, int] | None = None
+    step_deadline = time.monotonic() + 60  # kernel start-up
+    while True:
+        now = time.monotonic()
+        limit = min(step_deadline, deadline)
+        if now >= limit:
+            attempt.stopped_in, attempt.how = current, "timeout"
+            return
+        if not selector.select(timeout=limit - now):
+            continue
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:  # the kernel is gone
+            attempt.stopped_in, attempt.how = current, "crashed"
+            return
+        buffer += chunk
+        if len(buffer) > _MAX_LINE:
+            attempt.stopped_in, attempt.how = current, "crashed"
+            return
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            try:
+                event = wire.loads(line.decode("utf-8", "replace"))
+            except wire.WireError:
+                continue  # noise on the channel counts for nothing
+            if "fatal" in event:
+                attempt.fatal = str(event["fatal"])[:300]
+                return
+            if event.get("done") is True:
+                attempt.done = True
+                return
+            kind = "cell" if "cell" in event else "call" if "call" in event else None
+            index = event.get(kind) if kind else None
+            if kind is None or type(index) is not int:
+                continue
+            if event.get("phase") == "start":
+                current = (kind, index)
+                timeout = limits.cell_timeout if kind == "cell" else limits.call_timeout
+                step_deadline = time.monotonic() + timeout
+            elif event.get("phase") == "end" and current == (kind, index):
+                if kind == "cell":
+                    error = event.get("error")
+                    attempt.cells_done[index] = None if error is None else str(error)
+                else:
+                    if "value" in event:
+                        attempt.values[index] = (True, event["value"])
+                    else:
+                        attempt.values[index] = (False, str(event.get("error"))[:300])
+                current = None
+                step_deadline = time.monotonic() + limits.cell_timeout
+
+
+# -------------------------------------------------------------------- grading
+
+
+def grade_submission(
+    path: Path, name: str, reference: Reference, limits: Limits, sandbox: Sandbox
+) -> SubmissionResult:
+    result = SubmissionResult(name, "ok", max_score=reference.max_score)
+    try:
+        cells = read_cells(path)
+    except ValueError as err:
+        result.status = "invalid"
+        result.notes.append(str(err))
+        _score(result, reference, {})
+        return result
+
+    calls, expected = [], []
+    for qid, graded in reference.questions.items():
+        for case, hidden in graded.cases:
+            calls.append(
+                {
+                    "id": len(calls),
+                    "function": graded.question.function,
+                    "args": wire.encode(tuple(case.args)),
+                    "kwargs": wire.encode(dict(case.kwargs)),
+                }
+            )
+            expected.append((qid, case, hidden))
+
+    values: dict[int, tuple[bool, Any]] = {}
+    skip: set[int] = set()
+    deadline = time.monotonic() + limits.total_timeout
+    problems = {"timeout": False, "crashed": False}
+    for _ in range(limits.max_restarts + 1):
+        pending = [c for c in calls if c["id"] not in values]
+        if not pending or time.monotonic() >= deadline:
+            break
+        attempt = _run_kernel(cells, skip, pending, limits, sandbox, deadline)
+        values.update(attempt.values)
+        for index, error in attempt.cells_done.items():
+            if error and not any(f"cell {index + 1} " in n for n in result.notes):
+                result.notes.append(f"code cell {index + 1} raised {error}")
+        if attempt.fatal:
+            result.status = "error"
+            result.notes.append(
+                f"the grader could not run this submission: {attempt.fatal}"
+            )
+            break
+        if attempt.done:
+            break
+        if attempt.stopped_in is None:  # died or stalled between steps
+            problems[attempt.how] = True
+            result.notes.append(
+                f"the kernel {_how(attempt.how)} outside any cell or call"
+            )
+            break
+        problems[attempt.how] = True
+        kind, index = attempt.stopped_in
+        if kind == "cell":
+            skip.add(index)
+            result.notes.append(
+                f"code cell {index + 1} {_how(attempt.how)}; it was skipped and the "
+                "notebook run again without it"
+            )
+        else:
+            values[index] = (False, _how(attempt.how))
+    if time.monotonic() >= deadline:
+        problems["timeout"] = True
+        result.notes.append(f"grading stopped after {limits.total_timeout:g} s")
+    if result.status == "ok":
+        if problems["timeout"]:
+            result.status = "timeout"
+        elif problems["crashed"]:
+            result.status = "crashed"
+
+    outcomes: dict[int, CaseOutcome] = {}
+    for call_id, (qid, case, _hidden) in enumerate(expected):
+        question = reference.questions[qid].question
+        if call_id not in values:
+            outcomes[call_id] = CaseOutcome(False, "not run")
+            continue
+        ok, payload = values[call_id]
+        if not ok:
+            outcomes[call_id] = CaseOutcome(False, str(payload))
+            continue
+        try:
+            got = wire.decode(payload)
+        except (wire.WireError, ValueError, TypeError, RecursionError) as err:
+            outcomes[call_id] = CaseOutcome(False, f"unreadable answer: {err}")
+            continue
+        verdict, _detail = feedback.compare(
+            case.expected, got, question.rtol, question.atol, question.check_dtype
+        )
+        passed = verdict == "exact" or (verdict == "close" and not question.exact)
+        outcomes[call_id] = CaseOutcome(passed, verdict, got)
+    _score(result, reference, outcomes, expected)
+    return result
+
+
+def _how(how: str) -> str:
+    return "ran out of time" if how == "timeout" else "killed the kernel"
+
+
+def _score(
+    result: SubmissionResult,
+    reference: Reference,
+    outcomes: dict[int, CaseOutcome],
+    expected: list | None = None,
+) -> None:
+    per_question: dict[str, list[CaseOutcome]] = {q: [] for q in reference.questions}
+    for call_id, (qid, _case, _hidden) in enumerate(expected or []):
+        per_question[qid].append(outcomes[call_id])
+    result.outcomes = per_question
+    for qid, graded in reference.questions.items():
+        passed = sum(o.passed for o in per_question[qid])
+        total = len(graded.cases)
+        result.questions[qid] = Fraction(graded.question.points) * passed / total
+    result.score = sum(result.questions.values(), Fraction(0))
+
+
+# -------------------------------------------------------------------- outputs
+
+
+def _number(x: Fraction) -> str:
+    return f"{float(x):.4g}" if x.denominator != 1 else str(x.numerator)
+
+
+def write_gradebook(
+    results: list[SubmissionResult], reference: Reference, out: Path
+) -> None:
+    qids = list(reference.questions)
+    tmp = out / "gradebook.csv.tmp"
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["submission", "status", "score", "max_score", *qids])
+        for r in results:
+            writer.writerow(
+                [
+                    r.submission,
+                    r.status,
+                    _number(r.score),
+                    _number(r.max_score),
+                    *(_number(r.questions.get(q, Fraction(0))) for q in qids),
+                ]
+            )
+    tmp.replace(out / "gradebook.csv")
+
+
+def _safe(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())[:limit]
+    return text.replace("`", "'").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def feedback_markdown(result: SubmissionResult, reference: Reference) -> str:
+    """Per-question results with public information only: visible cases are
+    shown with inputs and answers, hidden cases only as a count."""
+    lines = [
+        f"# Assignment {reference.assignment}: {_safe(result.submission)}",
+        "",
+        f"**Score: {_number(result.score)} / {_number(result.max_score)}**"
+        f" (status: {result.status})",
+        "",
+    ]
+    for qid, graded in reference.questions.items():
+        q = graded.question
+        outs = result.outcomes.get(qid, [])
+        earned = _number(result.questions.get(qid, Fraction(0)))
+        lines += [
+            f"## {qid} `{q.function}`: {earned} / {_number(Fraction(q.points))} points",
+            "",
+        ]
+        hidden_total = hidden_passed = 0
+        for (case, hidden), outcome in zip(graded.cases, outs, strict=False):
+            if hidden:
+                hidden_total += 1
+                hidden_passed += outcome.passed
+                continue
+            mark = "PASS" if outcome.passed else "FAIL"
+            kind = {"exact": "bit-exact", "close": "close"}.get(outcome.verdict, "")
+            line = f"- {mark} `{_safe(case.call_text(q.function))}`"
+            if outcome.passed:
+                line += f" ({kind})"
+            elif outcome.verdict in ("different", "close"):
+                line += (
+                    f": expected `{_safe(feedback._short(case.expected))}`,"
+                    f" got `{_safe(feedback._short(outcome.got))}`"
+                )
+                if outcome.verdict == "close":
+                    line += " (close, not bit-exact)"
+            else:
+                line += f": {_safe(outcome.verdict)}"
+            lines.append(line)
+        if hidden_total:
+            lines.append(f"- hidden checks: {hidden_passed}/{hidden_total} passed")
+        lines.append("")
+    if result.notes:
+        lines += ["## Notes", ""] + [f"- {_safe(n, 300)}" for n in result.notes] + [""]
+    return "\n".join(lines)
+
+
+def _results_json(result: SubmissionResult, reference: Reference) -> dict:
+    """Gradescope's results.json shape, one test per question."""
+    return {
+        "score": float(result.score),
+        "output": f"status: {result.status}",
+        "tests": [
+            {
+                "name": f"{qid} {g.question.function}",
+                "score": float(result.questions.get(qid, Fraction(0))),
+                "max_score": float(g.question.points),
+            }
+            for qid, g in reference.questions.items()
+        ],
+    }
+
+
+# ---------------------------------------------------------------------- batch
+
+
+def collect(paths: list[Path]) -> list[tuple[Path, str]]:
+    """(file, name) for every submission; a folder contributes its notebooks."""
+    found: list[tuple[Path, str]] = []
+    for p in paths:
+        if p.is_dir():
+            for nb in sorted(p.rglob("*.ipynb")):
+                if ".ipynb_checkpoints" not in nb.parts:
+                    found.append((nb, str(nb.relative_to(p).with_suffix(""))))
+        elif p.exists():
+            found.append((p, p.stem))
+        else:
+            raise FileNotFoundError(f"submission not found: {p}")
+    names: dict[str, int] = {}
+    unique = []
+    for path, name in found:
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "submission"
+        names[name] = names.get(name, 0) + 1
+        unique.append((path, name if names[name] == 1 else f"{name}-{names[name]}"))
+    return unique
+
+
+def grade_batch(
+    assignment: str,
+    submissions: list[Path],
+    out: Path,
+    *,
+    limits: Limits | None = None,
+    workers: int | None = None,
+    solutions: Path | None = None,
+    sandbox_user: str | None = None,
+    visible_only: bool = False,
+    log=print,
+) -> list[SubmissionResult]:
+    """Grade ``submissions`` against the solution of ``assignment`` into ``out``."""
+    limits = limits or Limits()
+    reference = load_reference(assignment, solutions)
+    if visible_only:
+        for graded in reference.questions.values():
+            graded.cases = [(c, h) for c, h in graded.cases if not h]
+    items = collect(submissions)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "feedback").mkdir(exist_ok=True)
+    (out / "results").mkdir(exist_ok=True)
+    sandbox = detect_sandbox(sandbox_user)
+    folders = {reference.path.parent.resolve(), out.resolve()}
+    folders |= {p.resolve().parent if p.is_file() else p.resolve() for p in submissions}
+    # never hide what the kernel needs to run: the library and the Python install
+    needed = [Path(__file__).resolve().parent, Path(sys.prefix).resolve()]
+    hide = sorted(
+        str(f) for f in folders if not any(n == f or f in n.parents for n in needed)
+    )
+    sandbox = Sandbox(sandbox.namespaces, sandbox.user, sandbox.cgroup, tuple(hide))
+    log(
+        f"grading {len(items)} submission(s) of {reference.path.name}; sandbox: "
+        f"{sandbox.describe()}"
+    )
+    digest = reference.path.read_bytes()
+
+    lock = threading.Lock()
+
+    def one(item: tuple[Path, str]) -> SubmissionResult:
+        path, name = item
+        try:
+            result = grade_submission(path, name, reference, limits, sandbox)
+        except Exception as err:  # a grader bug must not stop the batch
+            result = SubmissionResult(name, "error", max_score=reference.max_score)
+            result.notes.append(f"grader error: {type(err).__name__}: {err}")
+            _score(result, reference, {})
+        with lock:
+            (out / "feedback" / f"{name}.md").write_text(
+                feedback_markdown(result, reference), encoding="utf-8"
+            )
+            (out / "results" / f"{name}.json").write_text(
+                json.dumps(_results_json(result, reference), indent=1), encoding="utf-8"
+            )
+            log(
+                f"  {name}: {result.status}, {_number(result.score)}/"
+                f"{_number(result.max_score)}"
+            )
+        return result
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        results = list(pool.map(one, items))
+    write_gradebook(results, reference, out)
+    if reference.path.read_bytes() != digest:
+        log(f"WARNING: {reference.path} changed during grading")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="grade", description="Grade exercise notebooks into a gradebook."
+    )
+    parser.add_argument("--assignment", required=True, help="two digits, e.g. 02")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("submissions", nargs="+", type=Path, help="files or folders")
+    parser.add_argument("--solutions", type=Path, help="folder of solution notebooks")
+    parser.add_argument("--workers", type=int, default=None, help="default: cores")
+    parser.add_argument(
+        "--visible-only",
+        action="store_true",
+        help="only the visible checks (what a student can run)",
+    )
+    parser.add_argument(
+        "--sandbox-user",
+        default=None,
+        help="run submissions as this user (the grader runs as root; the Python "
+        "install must be readable by that user)",
+    )
+    defaults = Limits()
+    parser.add_argument("--cell-timeout", type=float, default=defaults.cell_timeout)
+    parser.add_argument("--call-timeout", type=float, default=defaults.call_timeout)
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=defaults.total_timeout,
+        help="wall-clock seconds per submission",
+    )
+    parser.add_argument("--memory-mb", type=int, default=defaults.memory_mb)
+    args = parser.parse_args(argv)
+    limits = Limits(
+        cell_timeout=args.cell_timeout,
+        call_timeout=args.call_timeout,
+        total_timeout=args.timeout,
+        memory_mb=args.memory_mb,
+    )
+    user = args.sandbox_user
+    try:
+        grade_batch(
+            args.assignment,
+            args.submissions,
+            args.out,
+            limits=limits,
+            workers=args.workers,
+            solutions=args.solutions,
+            sandbox_user=user,
+            visible_only=args.visible_only,
+            log=lambda m: print(m, file=sys.stderr),
+        )
+    except (ValueError, FileNotFoundError, KeyError, PermissionError) as err:
+        print(f"grade: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"grade: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
