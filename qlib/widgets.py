@@ -77,7 +77,9 @@ class Explorer:
 
 
 def _png_view() -> widgets.Image:
-    return widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+    return widgets.Image(
+        format="png", layout=widgets.Layout(max_width="100%", align_self="flex-start")
+    )
 
 
 # --------------------------------------------------------------------------

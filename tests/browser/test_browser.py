@@ -1,0 +1,546 @@
+"""The course in a real browser: JupyterLab, ipywidgets and Debian's chromium.
+
+One fresh JupyterLab server and one headless chromium serve the whole session.
+The server works on temporary copies of notebooks/ and exercises/, with
+temporary Jupyter config, data and runtime folders, so neither the repository
+nor the user's Jupyter setup is touched.  For each notebook the test opens it,
+clears the stored outputs, runs Run -> Run All Cells, checks that nothing
+failed and that every widget rendered, moves a control of every qlib explorer
+and checks that the picture or table answered, then saves a screenshot of the
+whole notebook into artifacts/browser/.
+
+Needs chromium (``apt-get install chromium``) and the ``playwright`` package
+(``pip install -e '.[test]'``); ``playwright install`` is not needed.  Without
+them the tests skip, except under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from explorer_cells import explorer_cells  # noqa: E402
+
+NOTEBOOKS = [
+    *sorted((ROOT / "notebooks").glob("*.ipynb")),
+    ROOT / "exercises" / "02_integer_encodings.ipynb",
+]
+COPIED = ("notebooks", "exercises")  # what the server gets a temporary copy of
+ARTIFACTS = ROOT / "artifacts" / "browser"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 900}
+TARGET_SECONDS = 15.0  # per notebook; printed, not asserted (CI machines vary)
+USER_SETTINGS = {
+    # every cell attached to the DOM: off-screen outputs are rendered and checked
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    # the test never saves, not even by accident
+    "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
+}
+# what each explorer's live view is made of (see qlib/widgets.py)
+SLIDERS = {"LevelsDemo": 1, "NumberWheel": 3, "BitFlipper": 0}
+
+# JavaScript run in the page
+SHA256_OF_IMG = """async (img) => {
+    const data = await (await fetch(img.src)).arrayBuffer();
+    const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+    return Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
+}"""
+RUN_FINISHED = """(wanted) => {
+    const cells = document.querySelectorAll(".jp-NotebookPanel .jp-Cell");
+    const prompt = (i) =>
+        (cells[i]?.querySelector(".jp-InputPrompt")?.textContent ?? "").trim();
+    if (wanted.some((i) => prompt(i) === "[*]:")) return false;
+    // every cell ran, or an error stopped Run All (the rest went back to [ ])
+    return wanted.every((i) => /^\\[\\d+\\]:$/.test(prompt(i)))
+        || document.querySelector(
+            '.jp-NotebookPanel [data-mime-type="application/vnd.jupyter.stderr"]'
+        ) !== null;
+}"""
+ERROR_OUTPUTS = """() => Array.from(
+    document.querySelectorAll(".jp-NotebookPanel .jp-Cell"),
+    (cell, i) => Array.from(
+        cell.querySelectorAll(
+            '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"],'
+            + ' .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]'
+        ),
+        (out) => [i, out.textContent],
+    ),
+).flat()"""
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def screenshot_name(path: Path) -> str:
+    """``<stem>.png`` for notebooks/; other folders prefix theirs (same stems)."""
+    folder = path.parent.name
+    return f"{path.stem}.png" if folder == "notebooks" else f"{folder}_{path.stem}.png"
+
+
+# --------------------------------------------------------------------------
+# requirements, processes
+
+
+def require_browser() -> str:
+    """Debian's chromium; skip (fail under CI=true) when it or playwright is missing."""
+    exe = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None
+    exe = exe or shutil.which("chromium")
+    missing = [] if exe else ["chromium (/usr/bin/chromium or on PATH)"]
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("the Python package playwright")
+    if missing:
+        message = (
+            f"browser tests need {' and '.join(missing)}; to enable them run "
+            "`apt-get install chromium` and `pip install -e '.[test]'` "
+            "(no `playwright install`: Debian's chromium is used)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+    return exe
+
+
+def processes_using(folder: Path) -> list[int]:
+    """Pids of live processes with ``folder`` or a path in it as an argument."""
+    inside = re.compile(rf"{re.escape(str(folder))}(?:{re.escape(os.sep)}|\0|$)")
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*"):  # Linux; elsewhere nothing is found
+        with contextlib.suppress(OSError):
+            if inside.search((entry / "cmdline").read_bytes().decode(errors="replace")):
+                pids.append(int(entry.name))
+    return [pid for pid in pids if pid != os.getpid()]
+
+
+def kill_leftovers(folder: Path) -> list[int]:
+    """SIGKILL what still runs with ``folder`` in its command line, by pid."""
+    pids = processes_using(folder)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def file_hashes(folders: tuple[str, ...]) -> dict[str, str]:
+    return {
+        rel(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for folder in folders
+        for p in sorted((ROOT / folder).rglob("*.ipynb"))
+    }
+
+
+# --------------------------------------------------------------------------
+# the JupyterLab server
+
+
+@dataclass
+class Lab:
+    base: str
+    token: str
+    root: Path
+    kernel_display_name: str = ""
+
+    def api(self, method: str, path: str) -> object:
+        request = urllib.request.Request(
+            self.base + path,
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
+            data=b"" if method in ("POST", "DELETE") else None,
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def url(self, path: str) -> str:
+        # ?reset: an empty workspace, so only this notebook opens
+        return f"{self.base}/lab/tree/{quote(path)}?reset&token={self.token}"
+
+    def shut_down_kernels(self, path: str | None = None) -> None:
+        """Close the sessions (and their kernels) of ``path``, or of everything."""
+        for session in self.api("GET", "/api/sessions"):
+            if path is None or session["path"] == path:
+                self.api("DELETE", f"/api/sessions/{session['id']}")
+        if path is None:
+            for kernel in self.api("GET", "/api/kernels"):
+                self.api("DELETE", f"/api/kernels/{kernel['id']}")
+
+
+def jupyter(*args: str, env: dict[str, str]) -> None:
+    cmd = [sys.executable, "-m", "jupyter", *args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stderr}"
+
+
+def wait_until_ready(lab: Lab, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(OSError):
+            lab.api("GET", "/api/status")
+            return
+        time.sleep(0.1)
+    raise RuntimeError(
+        f"jupyter lab did not answer in 60 s:\n{log.read_text()[-3000:]}"
+    )
+
+
+def stop_server(lab: Lab, server: subprocess.Popen) -> None:
+    """Shut the kernels down, ask the server to stop, then wait for it."""
+    if server.poll() is None:
+        with contextlib.suppress(OSError, ValueError):
+            lab.shut_down_kernels()
+        with contextlib.suppress(OSError, ValueError):
+            lab.api("POST", "/api/shutdown")
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.terminate()  # SIGTERM: the server still cleans up its kernels
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    return require_browser()
+
+
+@pytest.fixture(scope="module")
+def lab(chromium_path, tmp_path_factory) -> Iterator[Lab]:
+    """A fresh JupyterLab on temporary copies of notebooks/ and exercises/."""
+    before = file_hashes(COPIED)
+    tmp = tmp_path_factory.mktemp("jupyterlab")
+    root = tmp / "root"
+    for folder in COPIED:
+        shutil.copytree(ROOT / folder, root / folder)
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # inline figures
+    env.update(
+        JUPYTER_CONFIG_DIR=str(tmp / "config"),
+        JUPYTER_DATA_DIR=str(tmp / "data"),
+        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        IPYTHONDIR=str(tmp / "ipython"),  # no user profile or startup files
+    )
+    # --level=user writes into JUPYTER_CONFIG_DIR (the default would edit the venv)
+    announcements = "@jupyterlab/apputils-extension:announcements"
+    jupyter("labextension", "disable", "--level=user", announcements, env=env)
+    page_config = json.loads((tmp / "config/labconfig/page_config.json").read_text())
+    assert page_config["disabledExtensions"].get(announcements) is True
+    for plugin, settings in USER_SETTINGS.items():
+        file = tmp / "config/lab/user-settings" / f"{plugin}.jupyterlab-settings"
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(json.dumps(settings))
+
+    log_path = tmp / "server.log"
+    token = secrets.token_hex(16)
+    with log_path.open("wb") as log:
+        for attempt in range(3):  # a free port can be taken before the server binds
+            port = free_port()
+            lab = Lab(f"http://127.0.0.1:{port}", token, root)
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "jupyter",
+                    "lab",
+                    "--no-browser",
+                    "--allow-root",
+                    "--ip=127.0.0.1",
+                    f"--port={port}",
+                    "--ServerApp.port_retries=0",
+                    f"--IdentityProvider.token={token}",
+                    f"--ServerApp.root_dir={root}",
+                ],
+                cwd=root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                wait_until_ready(lab, server, log_path)
+                break
+            except RuntimeError:
+                stop_server(lab, server)
+                if attempt == 2:
+                    raise
+        try:
+            specs = lab.api("GET", "/api/kernelspecs")
+            default = specs["kernelspecs"].get(specs["default"])
+            assert default, f"no default kernel: {specs}"
+            argv0 = default["spec"]["argv"][0]
+            version = f"{sys.version_info.major}.{sys.version_info.minor}"
+            # jupyter_client runs these names with the server's own interpreter
+            own = {"python", f"python{sys.version_info.major}", f"python{version}"}
+            assert (
+                argv0 in own or Path(argv0).resolve() == Path(sys.executable).resolve()
+            ), f"the default kernel runs {argv0}, not this environment's Python"
+            lab.kernel_display_name = default["spec"]["display_name"]
+            yield lab
+        finally:
+            stop_server(lab, server)
+            leftovers = kill_leftovers(tmp)  # kernels name their runtime file
+    assert not leftovers, (
+        f"processes left running after the server stopped: {leftovers}"
+    )
+    assert file_hashes(COPIED) == before, "the repository's notebooks changed on disk"
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path, tmp_path_factory):
+    """One headless chromium (a persistent context with a temporary profile)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=20_000)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    playwright = sync_playwright().start()
+    try:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=chromium_path,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport=VIEWPORT,
+        )
+        context.set_default_timeout(30_000)
+        try:
+            yield context
+        finally:
+            context.close()
+    finally:
+        playwright.stop()
+    leftovers = kill_leftovers(profile)
+    assert not leftovers, f"chromium processes left running: {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+# --------------------------------------------------------------------------
+# page helpers
+
+
+def menu(page, top: str, item: str) -> None:
+    """Click ``top`` in the menu bar, then ``item`` in its menu (exact labels)."""
+    exact = re.compile(f"^{re.escape(top)}$")
+    page.locator(".lm-MenuBar-itemLabel", has_text=exact).click()
+    exact = re.compile(f"^{re.escape(item)}$")
+    page.locator(".lm-Menu-itemLabel", has_text=exact).click()
+
+
+def move_slider(view, index: int, where: str) -> None:
+    """Move slider ``index`` one step and back: the image changes, then returns."""
+    from playwright.sync_api import expect
+
+    slider = view.locator(".widget-slider").nth(index)
+    handle = slider.locator(".noUi-handle")
+    readout = slider.locator(".widget-readout")
+    img = view.locator("img.widget-image")
+    where = f"{where}, slider {slider.locator('.widget-label').inner_text()!r}"
+    value = int(float(handle.get_attribute("aria-valuenow")))
+    step = -1 if value == int(float(handle.get_attribute("aria-valuemax"))) else 1
+    keys = {1: "ArrowRight", -1: "ArrowLeft"}
+    shown = [img.evaluate(SHA256_OF_IMG)]  # the PNG bytes behind the blob: URL
+    for key, expected in ((keys[step], value + step), (keys[-step], value)):
+        src = img.get_attribute("src")
+        handle.press(key)  # focuses the handle; the key moves it one step
+        expect(readout, f"{where}: {key} did not move it").to_have_text(str(expected))
+        expect(
+            img, f"{where} at {expected}: the image never changed"
+        ).not_to_have_attribute("src", src)
+        shown.append(img.evaluate(SHA256_OF_IMG))
+    assert shown[1] != shown[0], f"{where}: {value} -> {value + step}, same picture"
+    assert shown[2] == shown[0], f"{where}: back to {value}, a different picture"
+
+
+def flip_bit(view, where: str) -> None:
+    """Click the first toggle button twice: the table changes, then comes back."""
+    from playwright.sync_api import expect
+
+    buttons = view.locator(".widget-toggle-button")
+    first = buttons.first
+    table = view.locator(".widget-html")
+    pattern = table.locator("code")  # "code <code>10000001</code> = 0x81 ..."
+    before, bit = table.text_content(), first.inner_text()
+    assert bit in ("0", "1"), f"{where}: toggle button label {bit!r}"
+    assert pattern.inner_text() == "".join(buttons.all_inner_texts()), where
+    first.click()
+    flipped = "1" if bit == "0" else "0"
+    expect(first, f"{where}: the button stayed {bit}").to_have_text(flipped)
+    expect(table, f"{where}: the table did not change").not_to_have_text(before)
+    # the table decodes the code the buttons spell
+    expect(pattern, where).to_have_text("".join(buttons.all_inner_texts()))
+    first.click()
+    expect(first, f"{where}: the button stayed {flipped}").to_have_text(bit)
+    expect(table, f"{where}: the table did not come back").to_have_text(before)
+
+
+def check_explorer(view, kind: str, where: str) -> None:
+    """The live view has the explorer's parts, and they answer."""
+    from playwright.sync_api import expect
+
+    expect(view.locator(".widget-slider"), where).to_have_count(SLIDERS[kind])
+    if kind == "BitFlipper":
+        expect(view.locator(".widget-toggle-button").first, where).to_be_visible()
+        expect(view.locator(".widget-html table"), where).to_have_count(1)
+        flip_bit(view, where)
+    else:
+        expect(view.locator("img.widget-image"), where).to_have_count(1)
+        for i in range(SLIDERS[kind]):
+            move_slider(view, i, where)
+
+
+def screenshot(page, path: Path) -> None:
+    """The whole notebook in one picture: a viewport as tall as the notebook."""
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+b")  # hide the file browser
+    scroller = page.locator(".jp-NotebookPanel .jp-WindowedPanel-outer")
+    height = scroller.evaluate("(e) => { e.scrollTop = 0; return e.scrollHeight; }")
+    extra = VIEWPORT["height"] - scroller.evaluate("(e) => e.clientHeight")
+    page.set_viewport_size(
+        {"width": VIEWPORT["width"], "height": min(height + extra, 30_000)}
+    )
+    scroller.evaluate("(e) => { e.scrollTop = 0; }")
+    page.screenshot(path=path, full_page=True)
+
+
+# --------------------------------------------------------------------------
+# the test
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=rel)
+def test_notebook_runs_and_its_widgets_answer(path, lab, browser, artifacts):
+    run_in_browser(rel(path), lab, browser, artifacts / screenshot_name(path))
+
+
+def run_in_browser(name: str, lab: Lab, browser, picture: Path) -> None:
+    """Open ``name`` (relative to the server's root), Run All, check, screenshot."""
+    from playwright.sync_api import expect
+
+    copy = lab.root / name
+    nb = nbformat.read(copy, as_version=4)
+    explorers = explorer_cells(copy)
+    code = [
+        i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()
+    ]
+    allowed_errors = {
+        i
+        for i, c in enumerate(nb.cells)
+        if "raises-exception" in c.metadata.get("tags", [])
+    }
+    start, status = time.perf_counter(), "FAILED"
+    phases: dict[str, float] = {}  # seconds from the start when each phase ended
+    page = browser.new_page()
+    page_errors: list[str] = []  # uncaught JavaScript exceptions, widget code's too
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    try:
+        page.goto(lab.url(name))
+        panel = page.locator(".jp-NotebookPanel")
+        idle = page.locator(
+            ".jp-StatusBar-TextItem",
+            has_text=f"{lab.kernel_display_name} | Idle",
+        )
+        expect(idle).to_be_visible(timeout=60_000)
+        expect(panel).to_have_count(1)
+        cells = panel.locator(".jp-Cell")
+        expect(cells).to_have_count(len(nb.cells))
+        phases["open"] = time.perf_counter() - start
+
+        # the stored outputs go, so everything checked below is live
+        menu(page, "Edit", "Clear Outputs of All Cells")
+        menu(page, "Run", "Run All Cells")
+        page.wait_for_function(RUN_FINISHED, arg=code, timeout=120_000)
+        expect(idle).to_be_visible(timeout=60_000)
+        phases["run"] = time.perf_counter() - start
+
+        errors = [
+            f"cell {i}: {text[-1500:]}"
+            for i, text in page.evaluate(ERROR_OUTPUTS)
+            if i not in allowed_errors and re.search(r"Traceback|Error", text)
+        ]
+        assert not errors, f"{name}: error output\n" + "\n".join(errors)
+        prompts = [cells.nth(i).locator(".jp-InputPrompt").inner_text() for i in code]
+        not_run = [
+            i for i, p in zip(code, prompts, strict=True) if not re.search(r"\d", p)
+        ]
+        assert not not_run, f"{name}: cells never ran: {not_run}"
+
+        # every widget rendered
+        for i, kinds in explorers.items():
+            views = cells.nth(i).locator(".jp-OutputArea-output > .jupyter-widgets")
+            expect(views, f"{name} cell {i}: no live {kinds}").to_have_count(len(kinds))
+        outputs = panel.locator(".jp-OutputArea")  # 00 quotes the messages in prose
+        expect(outputs.get_by_text("Loading widget")).to_have_count(0)
+        expect(outputs.get_by_text("Error displaying widget")).to_have_count(0)
+        if name.startswith("exercises/"):  # the stubs report, they do not crash
+            expect(outputs.get_by_text("not answered yet").first).to_be_visible()
+
+        # every explorer answers its controls
+        for i, kinds in explorers.items():
+            views = cells.nth(i).locator(".jp-OutputArea-output > .jupyter-widgets")
+            for j, kind in enumerate(kinds):
+                check_explorer(views.nth(j), kind, f"{name} cell {i} ({kind})")
+
+        assert not page_errors, f"{name}: JavaScript errors: {page_errors}"
+        phases["widgets"] = time.perf_counter() - start
+        screenshot(page, picture)
+        phases["screenshot"] = time.perf_counter() - start
+        status = "ok"
+    finally:
+        page.close()
+        with contextlib.suppress(OSError, ValueError):
+            lab.shut_down_kernels(name)
+        seconds = time.perf_counter() - start
+        kinds = sorted({k for ks in explorers.values() for k in ks})
+        line = (
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {name:<40} {seconds:6.1f} s"
+            f"  {status}  widgets: {', '.join(kinds) or '-'}"
+            f"  (ends: {', '.join(f'{k} {v:.1f}' for k, v in phases.items())})"
+        )
+        if seconds > TARGET_SECONDS:
+            line += f"  (over the {TARGET_SECONDS:.0f} s target)"
+        print(f"\n[browser] {line}")
+        with (picture.parent / "timings.txt").open("a") as f:
+            f.write(line + "\n")
