@@ -1,6 +1,6 @@
 """The course in a real browser: JupyterLab, ipywidgets and Debian's chromium.
 
-One fresh JupyterLab server and one headless chromium serve the whole session.
+One fresh JupyterLab server and one headless chromium serve all these tests.
 The server works on temporary copies of notebooks/ and exercises/, with
 temporary Jupyter config, data and runtime folders, so neither the repository
 nor the user's Jupyter setup is touched.  For each notebook the test opens it,
