@@ -4,15 +4,16 @@ Started by :mod:`qlib.grade`, one process per submission (and per retry), as
 ``python -m qlib._grade_worker [--hide DIR ...] [--user NAME] [--tmpfs]``,
 usually as the first process of fresh PID and mount namespaces.  It
 
-1. reads its whole job (cells to run, calls to make) from stdin before any
-   submitted code runs;
+1. reads its job (the cells to run) from stdin before any submitted code
+   runs;
 2. sets up its sandbox: hides the given folders behind empty read-only
    mounts, gives itself private ``/tmp``-like folders, drops root for
    ``--user``, and sets resource limits;
 3. runs the cells in an IPython shell with stdout/stderr sent to /dev/null;
-4. calls each graded function and reports the return value as plain data
-   (:mod:`qlib.wire`) on the events pipe (``--events-fd``), one JSON line per
-   event.
+4. answers the grader's requests (``--requests-fd``), one at a time: call a
+   graded function on given inputs, reply with the return value as plain data
+   (:mod:`qlib.wire`) and the request's nonce, on the events pipe
+   (``--events-fd``), one JSON line per message.
 
 Nothing here decides a score: the grader compares the values, in its own
 process, with answers the submission never sees.
@@ -48,22 +49,44 @@ def _mount_tmpfs(target: str, options: str, readonly: bool = False) -> None:
     _check(status, f"mount tmpfs on {target}")
 
 
+def _minimal_dev() -> None:
+    """Replace /dev by a fresh one holding only null, zero, full, random and
+    urandom: no disks, no kernel log, no terminals of the host."""
+    import stat
+
+    _check(
+        _LIBC.mount(b"tmpfs", b"/dev", b"tmpfs", _MS_NOSUID, b"size=64k,mode=755"),
+        "mount tmpfs on /dev",
+    )
+    for name, minor in (("null", 3), ("zero", 5), ("full", 7), ("random", 8)):
+        os.mknod(f"/dev/{name}", 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+    os.mknod("/dev/urandom", 0o666 | stat.S_IFCHR, os.makedev(1, 9))
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
+        os.symlink(target, f"/dev/{name}")
+    os.mkdir("/dev/shm")
+
+
 def _read_only_everywhere(writable: set[str]) -> None:
     """Remount every mount of this (private) namespace read-only, except
-    ``writable``, /proc and /dev.  Device files keep working on a read-only
-    mount, so /dev/null stays usable."""
+    ``writable`` -- /proc included, so no sysctl can be written.  Device files
+    keep working on a read-only mount, so /dev/null stays usable."""
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split() for line in f]
     for fields in mounts:
         point = fields[4].replace("\\040", " ")
-        if point in writable or point.startswith(("/proc", "/dev")):
+        if point in writable:
             continue
         flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
         for option in fields[5].split(","):
             flags |= _MOUNT_FLAGS.get(option, 0)
         status = _LIBC.mount(None, point.encode(), None, flags, None)
-        if status != 0 and point == "/":
-            _check(status, "remount / read-only")
+        if status != 0 and point in ("/", "/proc", "/sys"):
+            _check(status, f"remount {point} read-only")
 
 
 def _drop_capabilities() -> None:
@@ -91,8 +114,8 @@ def _sandbox(args: argparse.Namespace, limits: dict) -> str:
 
     Returns the working folder for the submission.
     """
-    if args.cgroup:  # "0" moves this process; everything it starts follows
-        with open(os.path.join(args.cgroup, "cgroup.procs"), "w") as f:
+    for cgroup in args.cgroup:  # "0" moves this process; what it starts follows
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
             f.write("0")
     uid = gid = None
     if args.user:
@@ -105,6 +128,7 @@ def _sandbox(args: argparse.Namespace, limits: dict) -> str:
             _mount_tmpfs(folder, "size=4k,mode=000", readonly=True)
     scratch = set()
     if args.tmpfs:
+        _minimal_dev()
         size = f"size={limits['disk_mb']}m,mode=1777"
         for folder in ("/tmp", "/var/tmp", "/dev/shm"):
             if os.path.isdir(folder):
@@ -148,8 +172,9 @@ def main() -> None:
     parser.add_argument("--hide", action="append", default=[])
     parser.add_argument("--user")
     parser.add_argument("--tmpfs", action="store_true")
-    parser.add_argument("--cgroup")
-    parser.add_argument("--events-fd", type=int, default=3)
+    parser.add_argument("--cgroup", action="append", default=[])
+    parser.add_argument("--events-fd", type=int, required=True)
+    parser.add_argument("--requests-fd", type=int, required=True)
     args = parser.parse_args()
 
     events = os.fdopen(args.events_fd, "w", buffering=1, encoding="utf-8")
@@ -193,23 +218,31 @@ def main() -> None:
             error = err
         emit(cell=index, phase="end", error=_error_text(error))
 
-    for call in job["calls"]:
-        emit(call=call["id"], phase="start")
+    emit(cells_done=True)
+
+    # then answer the grader's requests, one at a time, until it hangs up
+    requests = os.fdopen(args.requests_fd, "rb")
+    for line in requests:
+        try:
+            call = json.loads(line)
+            reply = {"reply": call["id"], "nonce": call["nonce"]}
+        except (ValueError, KeyError, TypeError):
+            continue
         try:
             function = shell.user_ns.get(call["function"])
             if not callable(function):
                 raise NameError(f"{call['function']} is not defined")
             args = wire.decode(call["args"])
             kwargs = wire.decode(call["kwargs"])
-            value = wire.encode(function(*args, **kwargs))
+            reply["value"] = wire.encode(function(*args, **kwargs))
         except NotImplementedError:
-            emit(call=call["id"], phase="end", error="not answered yet")
-            continue
+            reply["error"] = "not answered yet"
         except BaseException as err:
-            emit(call=call["id"], phase="end", error=_error_text(err))
-            continue
-        emit(call=call["id"], phase="end", value=value)
-    emit(done=True)
+            reply["error"] = _error_text(err)
+        try:
+            emit(**reply)
+        except (TypeError, ValueError) as err:  # an answer JSON cannot carry
+            emit(reply=reply["reply"], nonce=reply["nonce"], error=_error_text(err))
     os._exit(0)  # no atexit hooks, no lingering threads
 
 

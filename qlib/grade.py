@@ -40,6 +40,7 @@ import json
 import os
 import pwd
 import re
+import secrets
 import selectors
 import shutil
 import signal
@@ -69,7 +70,6 @@ __all__ = [
 
 STATUSES = ("ok", "timeout", "crashed", "invalid", "error")
 COURSE_ROOT = Path(__file__).resolve().parents[1]
-_CGROUP_PIDS = Path("/sys/fs/cgroup/pids")
 _MAX_LINE = 64 * 1024 * 1024
 
 
@@ -111,8 +111,8 @@ class Reference:
 @dataclass
 class CaseOutcome:
     passed: bool
-    verdict: str  # "exact", "close", "different", or an error text
-    got: Any = None
+    verdict: str  # "exact", "close", "different", "error", "timeout", ...
+    shown: str = ""  # public text: a visible case's wrong answer or error
 
 
 @dataclass
@@ -245,7 +245,7 @@ class Sandbox:
             parts.append("root without capabilities, read-only file system")
         else:
             parts.append("the grader's own user")
-        parts.append("pids cgroup" if self.cgroup else "no pids cgroup")
+        parts.append("pids and memory cgroups" if self.cgroup else "no cgroups")
         return ", ".join(parts)
 
 
@@ -255,7 +255,16 @@ def detect_sandbox(user: str | None) -> Sandbox:
     namespaces = False
     if root and unshare:
         probe = subprocess.run(
-            [unshare, "--pid", "--mount", "--net", "--fork", "--mount-proc", "true"],
+            [
+                unshare,
+                "--pid",
+                "--mount",
+                "--net",
+                "--ipc",
+                "--fork",
+                "--mount-proc",
+                "true",
+            ],
             capture_output=True,
             check=False,
         )
@@ -264,22 +273,27 @@ def detect_sandbox(user: str | None) -> Sandbox:
         pwd.getpwnam(user)  # KeyError for an unknown user
         if not root:
             raise ValueError("--sandbox-user needs the grader to run as root")
-    cgroup = root and os.access(_CGROUP_PIDS, os.W_OK)
+    cgroup = root and all(
+        os.access(Path("/sys/fs/cgroup") / c, os.W_OK) for c in ("pids", "memory")
+    )
     return Sandbox(namespaces, user, cgroup)
 
 
 class _Cgroup:
-    """A pids cgroup (v1) that caps and later kills every process of one kernel."""
+    """A cgroup (v1) per kernel: a process cap (pids) or a memory cap (memory).
 
-    def __init__(self, limit: int) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="qlib-grade-", dir=_CGROUP_PIDS))
-        (self.path / "pids.max").write_text(str(limit))
+    The kernel joins it itself, before it runs anything submitted, so all its
+    descendants are inside; at the end every process in it is killed.
+    """
 
-    def add(self, pid: int) -> None:
-        (self.path / "cgroup.procs").write_text(str(pid))
+    def __init__(self, controller: str, settings: dict[str, int]) -> None:
+        root = Path("/sys/fs/cgroup") / controller
+        self.path = Path(tempfile.mkdtemp(prefix="qlib-grade-", dir=root))
+        for name, value in settings.items():
+            (self.path / name).write_text(str(value))
 
     def kill_all(self) -> None:
-        for _ in range(200):
+        for _ in range(400):
             pids = (self.path / "cgroup.procs").read_text().split()
             if not pids:
                 break
@@ -313,186 +327,239 @@ def _descendants(pid: int) -> list[int]:
 # --------------------------------------------------------------------- kernel
 
 
+class _Lines:
+    """Newline-separated messages from a pipe, in linear time, size-capped."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.parts, self.size, self.ready = fd, [], 0, []
+
+    def read(self) -> bool:
+        """Read what is there; False at end of file or on an oversized line."""
+        chunk = os.read(self.fd, 1 << 20)
+        if not chunk:
+            return False
+        while chunk:
+            head, newline, chunk = chunk.partition(b"\n")
+            self.parts.append(head)
+            self.size += len(head)
+            if self.size > _MAX_LINE:
+                return False
+            if newline:
+                self.ready.append(b"".join(self.parts))
+                self.parts, self.size = [], 0
+        return True
+
+
 @dataclass
 class _Attempt:
-    cells_done: dict[int, str | None] = field(default_factory=dict)
-    values: dict[int, tuple[bool, Any]] = field(default_factory=dict)
+    cell_errors: dict[int, str] = field(default_factory=dict)
+    answers: dict[int, tuple[bool, Any]] = field(default_factory=dict)
     stopped_in: tuple[str, int] | None = None  # ("cell" | "call", index)
     how: str = ""  # "timeout" | "crashed"
     fatal: str | None = None
-    done: bool = False
+    finished: bool = False
 
 
-def _run_kernel(
+class _Kernel:
+    """One kernel process, driven by the grader.
+
+    The cells run first (the kernel reports start and end of each, which only
+    steers the time limits).  Then the grader sends one request at a time,
+    each with a fresh random nonce, and accepts exactly one reply carrying
+    that id and nonce: whatever else appears on the channel is ignored.
+    """
+
+    def __init__(self, cells, skip, limits: Limits, sandbox: Sandbox) -> None:
+        self.limits = limits
+        events_r, events_w = os.pipe()
+        requests_r, requests_w = os.pipe()
+        self.cwd = tempfile.mkdtemp(prefix="qlib-grade-cwd-")
+        self.cgroups = []
+        if sandbox.cgroup:
+            self.cgroups = [
+                _Cgroup("pids", {"pids.max": limits.processes}),
+                _Cgroup("memory", {"memory.limit_in_bytes": limits.memory_mb << 20}),
+            ]
+        command = [
+            sys.executable,
+            "-m",
+            "qlib._grade_worker",
+            "--events-fd",
+            str(events_w),
+            "--requests-fd",
+            str(requests_r),
+            *[arg for cg in self.cgroups for arg in ("--cgroup", str(cg.path))],
+        ]
+        if sandbox.namespaces:
+            unshare = shutil.which("unshare") or "unshare"
+            namespaces = ["--pid", "--mount", "--net", "--ipc", "--mount-proc"]
+            command = [
+                unshare,
+                *namespaces,
+                "--fork",
+                "--kill-child",
+                "--propagation",
+                "private",
+                *command,
+                "--tmpfs",
+                *[arg for folder in sandbox.hide for arg in ("--hide", folder)],
+            ]
+        if sandbox.user:
+            command += ["--user", sandbox.user]
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "MPLBACKEND": "Agg",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONHASHSEED": "0",
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
+        try:
+            self.proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(events_w, requests_r),
+                env=env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        finally:
+            os.close(events_w)
+            os.close(requests_r)
+        self.lines = _Lines(events_r)
+        self.requests = requests_w
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(events_r, selectors.EVENT_READ)
+        job = {
+            "cells": cells,
+            "skip": sorted(skip),
+            "limits": {
+                "memory_mb": limits.memory_mb,
+                "file_mb": limits.file_mb,
+                "disk_mb": limits.disk_mb,
+                "cpu_s": int(limits.total_timeout) + 5,
+                "processes": limits.processes,
+            },
+        }
+        try:
+            self.proc.stdin.write(json.dumps(job).encode())
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    def next_event(self, deadline: float) -> dict | str | None:
+        """The next well-formed message, "timeout", or None when the kernel died."""
+        while not self.lines.ready:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "timeout"
+            if self.selector.select(timeout=left) and not self.lines.read():
+                return None
+        line = self.lines.ready.pop(0)
+        try:
+            return wire.loads(line.decode("utf-8", "replace"))
+        except wire.WireError:
+            return {}  # noise on the channel counts for nothing
+
+    def run_cells(self, attempt: _Attempt, deadline: float) -> bool:
+        """Follow the cells until the kernel says they are done."""
+        current: tuple[str, int] | None = None
+        step = time.monotonic() + 60  # start-up
+        while True:
+            event = self.next_event(min(step, deadline))
+            if event is None or event == "timeout":
+                attempt.stopped_in = current
+                attempt.how = "crashed" if event is None else "timeout"
+                return False
+            if "fatal" in event:
+                attempt.fatal = str(event["fatal"])[:300]
+                return False
+            if event.get("cells_done") is True:
+                return True
+            index = event.get("cell")
+            if type(index) is not int:
+                continue
+            if event.get("phase") == "start":
+                current = ("cell", index)
+                step = time.monotonic() + self.limits.cell_timeout
+            elif event.get("phase") == "end" and current == ("cell", index):
+                if event.get("error") is not None:
+                    attempt.cell_errors[index] = str(event["error"])[:300]
+                current = None
+                step = time.monotonic() + self.limits.cell_timeout
+
+    def call(self, call: dict, deadline: float) -> tuple[str, Any]:
+        """Send one request and wait for its reply.
+
+        Returns ("value", data), ("error", text), ("timeout", None) or
+        ("crashed", None).
+        """
+        nonce = secrets.token_hex(16)
+        request = {**call, "nonce": nonce}
+        try:
+            os.write(self.requests, (wire.dumps(request) + "\n").encode())
+        except BrokenPipeError:
+            return "crashed", None
+        limit = min(deadline, time.monotonic() + self.limits.call_timeout)
+        while True:
+            event = self.next_event(limit)
+            if event is None:
+                return "crashed", None
+            if event == "timeout":
+                return "timeout", None
+            if event.get("reply") != call["id"] or event.get("nonce") != nonce:
+                continue
+            if "value" in event:
+                return "value", event["value"]
+            return "error", str(event.get("error"))[:300]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.requests)
+        for pid in _descendants(self.proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        self.proc.wait()
+        for cgroup in self.cgroups:
+            cgroup.kill_all()
+        self.selector.close()
+        os.close(self.lines.fd)
+        shutil.rmtree(self.cwd, ignore_errors=True)
+
+
+def _attempt(
     cells: list[str],
     skip: set[int],
     calls: list[dict],
+    judge,
     limits: Limits,
     sandbox: Sandbox,
     deadline: float,
 ) -> _Attempt:
+    """Run the cells once, then as many of ``calls`` as the kernel survives."""
     attempt = _Attempt()
-    job = {
-        "cells": cells,
-        "skip": sorted(skip),
-        "calls": calls,
-        "limits": {
-            "memory_mb": limits.memory_mb,
-            "file_mb": limits.file_mb,
-            "disk_mb": limits.disk_mb,
-            "cpu_s": int(limits.total_timeout) + 5,
-            "processes": limits.processes,
-        },
-    }
-    read_end, write_end = os.pipe()
-    cwd = tempfile.mkdtemp(prefix="qlib-grade-cwd-")
-    cgroup = _Cgroup(limits.processes) if sandbox.cgroup else None
-    command = [
-        sys.executable,
-        "-m",
-        "qlib._grade_worker",
-        "--events-fd",
-        str(write_end),
-    ]
-    if cgroup is not None:
-        command += ["--cgroup", str(cgroup.path)]
-    if sandbox.namespaces:
-        command = [
-            shutil.which("unshare") or "unshare",
-            "--pid",
-            "--mount",
-            "--net",
-            "--fork",
-            "--kill-child",
-            "--mount-proc",
-            "--propagation",
-            "private",
-            *command,
-            "--tmpfs",
-            *[arg for folder in sandbox.hide for arg in ("--hide", folder)],
-        ]
-    if sandbox.user:
-        command += ["--user", sandbox.user]
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LANG": "C.UTF-8",
-        "MPLBACKEND": "Agg",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONHASHSEED": "0",
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    }
-    proc = None
+    kernel = _Kernel(cells, skip, limits, sandbox)
     try:
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            pass_fds=(write_end,),
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-            preexec_fn=None,
-        )
-        os.close(write_end)
-        write_end = -1
-        if cgroup is not None:
-            cgroup.add(proc.pid)
-        _read_events(proc, read_end, job, limits, deadline, attempt)
+        if not kernel.run_cells(attempt, deadline):
+            return attempt
+        for call in calls:
+            kind, payload = kernel.call(call, deadline)
+            if kind in ("timeout", "crashed"):
+                attempt.stopped_in, attempt.how = ("call", call["id"]), kind
+                return attempt
+            attempt.answers[call["id"]] = judge(call["id"], kind, payload)
+        attempt.finished = True
+        return attempt
     finally:
-        if write_end >= 0:
-            os.close(write_end)
-        os.close(read_end)
-        if proc is not None:
-            _kill_tree(proc)
-        if cgroup is not None:
-            cgroup.kill_all()
-        shutil.rmtree(cwd, ignore_errors=True)
-    return attempt
-
-
-def _kill_tree(proc: subprocess.Popen) -> None:
-    for pid in _descendants(proc.pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
-    proc.wait()
-    if proc.stdin:
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
-
-
-def _read_events(
-    proc: subprocess.Popen,
-    fd: int,
-    job: dict,
-    limits: Limits,
-    deadline: float,
-    attempt: _Attempt,
-) -> None:
-    """Feed the job, then follow the kernel's events until done or stopped."""
-    try:
-        proc.stdin.write(json.dumps(job).encode())
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass
-    selector = selectors.DefaultSelector()
-    selector.register(fd, selectors.EVENT_READ)
-    buffer = b""
-    current: tuple[str, int] | None = None
-    step_deadline = time.monotonic() + 60  # kernel start-up
-    while True:
-        now = time.monotonic()
-        limit = min(step_deadline, deadline)
-        if now >= limit:
-            attempt.stopped_in, attempt.how = current, "timeout"
-            return
-        if not selector.select(timeout=limit - now):
-            continue
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:  # the kernel is gone
-            attempt.stopped_in, attempt.how = current, "crashed"
-            return
-        buffer += chunk
-        if len(buffer) > _MAX_LINE:
-            attempt.stopped_in, attempt.how = current, "crashed"
-            return
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            try:
-                event = wire.loads(line.decode("utf-8", "replace"))
-            except wire.WireError:
-                continue  # noise on the channel counts for nothing
-            if "fatal" in event:
-                attempt.fatal = str(event["fatal"])[:300]
-                return
-            if event.get("done") is True:
-                attempt.done = True
-                return
-            kind = "cell" if "cell" in event else "call" if "call" in event else None
-            index = event.get(kind) if kind else None
-            if kind is None or type(index) is not int:
-                continue
-            if event.get("phase") == "start":
-                current = (kind, index)
-                timeout = limits.cell_timeout if kind == "cell" else limits.call_timeout
-                step_deadline = time.monotonic() + timeout
-            elif event.get("phase") == "end" and current == (kind, index):
-                if kind == "cell":
-                    error = event.get("error")
-                    attempt.cells_done[index] = None if error is None else str(error)
-                else:
-                    if "value" in event:
-                        attempt.values[index] = (True, event["value"])
-                    else:
-                        attempt.values[index] = (False, str(event.get("error"))[:300])
-                current = None
-                step_deadline = time.monotonic() + limits.cell_timeout
+        kernel.close()
 
 
 # -------------------------------------------------------------------- grading
@@ -510,47 +577,66 @@ def grade_submission(
         _score(result, reference, {})
         return result
 
-    calls, expected = [], []
-    for qid, graded in reference.questions.items():
-        for case, hidden in graded.cases:
-            calls.append(
-                {
-                    "id": len(calls),
-                    "function": graded.question.function,
-                    "args": wire.encode(tuple(case.args)),
-                    "kwargs": wire.encode(dict(case.kwargs)),
-                }
-            )
-            expected.append((qid, case, hidden))
+    expected = [
+        (qid, case, hidden)
+        for qid, graded in reference.questions.items()
+        for case, hidden in graded.cases
+    ]
+    calls = [
+        {
+            "id": call_id,
+            "function": reference.questions[qid].question.function,
+            "args": wire.encode(tuple(case.args)),
+            "kwargs": wire.encode(dict(case.kwargs)),
+        }
+        for call_id, (qid, case, _hidden) in enumerate(expected)
+    ]
+    # every visible case before any hidden one: nothing the kernel learns from
+    # a hidden input can show up in what the student is told
+    calls.sort(key=lambda call: expected[call["id"]][2])
 
-    values: dict[int, tuple[bool, Any]] = {}
+    def judge(call_id: int, kind: str, payload: Any) -> CaseOutcome:
+        qid, case, hidden = expected[call_id]
+        if kind == "error":
+            return CaseOutcome(False, "error", "" if hidden else str(payload))
+        question = reference.questions[qid].question
+        try:
+            got = wire.decode(payload)
+        except (wire.WireError, ValueError, TypeError, RecursionError) as err:
+            return CaseOutcome(False, "error", f"unreadable answer: {str(err)[:100]}")
+        verdict, _detail = feedback.compare(
+            case.expected, got, question.rtol, question.atol, question.check_dtype
+        )
+        passed = verdict == "exact" or (verdict == "close" and not question.exact)
+        shown = "" if hidden or passed else feedback._short(got)
+        return CaseOutcome(passed, verdict, shown)
+
+    outcomes: dict[int, CaseOutcome] = {}
     skip: set[int] = set()
     deadline = time.monotonic() + limits.total_timeout
     problems = {"timeout": False, "crashed": False}
     for _ in range(limits.max_restarts + 1):
-        pending = [c for c in calls if c["id"] not in values]
+        pending = [c for c in calls if c["id"] not in outcomes]
         if not pending or time.monotonic() >= deadline:
             break
-        attempt = _run_kernel(cells, skip, pending, limits, sandbox, deadline)
-        values.update(attempt.values)
-        for index, error in attempt.cells_done.items():
-            if error and not any(f"cell {index + 1} " in n for n in result.notes):
-                result.notes.append(f"code cell {index + 1} raised {error}")
+        attempt = _attempt(cells, skip, pending, judge, limits, sandbox, deadline)
+        outcomes.update(attempt.answers)
+        for index, error in sorted(attempt.cell_errors.items()):
+            note = f"code cell {index + 1} raised {error}"
+            if note not in result.notes:
+                result.notes.append(note)
         if attempt.fatal:
             result.status = "error"
             result.notes.append(
                 f"the grader could not run this submission: {attempt.fatal}"
             )
             break
-        if attempt.done:
-            break
-        if attempt.stopped_in is None:  # died or stalled between steps
-            problems[attempt.how] = True
-            result.notes.append(
-                f"the kernel {_how(attempt.how)} outside any cell or call"
-            )
+        if attempt.finished:
             break
         problems[attempt.how] = True
+        if attempt.stopped_in is None:  # died or stalled between cells
+            result.notes.append(f"the kernel {_how(attempt.how)} between cells")
+            break
         kind, index = attempt.stopped_in
         if kind == "cell":
             skip.add(index)
@@ -559,7 +645,7 @@ def grade_submission(
                 "notebook run again without it"
             )
         else:
-            values[index] = (False, _how(attempt.how))
+            outcomes[index] = CaseOutcome(False, attempt.how)
     if time.monotonic() >= deadline:
         problems["timeout"] = True
         result.notes.append(f"grading stopped after {limits.total_timeout:g} s")
@@ -568,27 +654,8 @@ def grade_submission(
             result.status = "timeout"
         elif problems["crashed"]:
             result.status = "crashed"
-
-    outcomes: dict[int, CaseOutcome] = {}
-    for call_id, (qid, case, _hidden) in enumerate(expected):
-        question = reference.questions[qid].question
-        if call_id not in values:
-            outcomes[call_id] = CaseOutcome(False, "not run")
-            continue
-        ok, payload = values[call_id]
-        if not ok:
-            outcomes[call_id] = CaseOutcome(False, str(payload))
-            continue
-        try:
-            got = wire.decode(payload)
-        except (wire.WireError, ValueError, TypeError, RecursionError) as err:
-            outcomes[call_id] = CaseOutcome(False, f"unreadable answer: {err}")
-            continue
-        verdict, _detail = feedback.compare(
-            case.expected, got, question.rtol, question.atol, question.check_dtype
-        )
-        passed = verdict == "exact" or (verdict == "close" and not question.exact)
-        outcomes[call_id] = CaseOutcome(passed, verdict, got)
+    for call_id in range(len(expected)):
+        outcomes.setdefault(call_id, CaseOutcome(False, "not run"))
     _score(result, reference, outcomes, expected)
     return result
 
@@ -679,12 +746,16 @@ def feedback_markdown(result: SubmissionResult, reference: Reference) -> str:
             elif outcome.verdict in ("different", "close"):
                 line += (
                     f": expected `{_safe(feedback._short(case.expected))}`,"
-                    f" got `{_safe(feedback._short(outcome.got))}`"
+                    f" got `{_safe(outcome.shown)}`"
                 )
                 if outcome.verdict == "close":
                     line += " (close, not bit-exact)"
+            elif outcome.verdict == "error":
+                line += f": {_safe(outcome.shown)}"
+            elif outcome.verdict in ("timeout", "crashed"):
+                line += f": {_how(outcome.verdict)}"
             else:
-                line += f": {_safe(outcome.verdict)}"
+                line += f": {outcome.verdict}"
             lines.append(line)
         if hidden_total:
             lines.append(f"- hidden checks: {hidden_passed}/{hidden_total} passed")
@@ -725,13 +796,36 @@ def collect(paths: list[Path]) -> list[tuple[Path, str]]:
             found.append((p, p.stem))
         else:
             raise FileNotFoundError(f"submission not found: {p}")
-    names: dict[str, int] = {}
+    used: set[str] = set()
     unique = []
     for path, name in found:
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "submission"
-        names[name] = names.get(name, 0) + 1
-        unique.append((path, name if names[name] == 1 else f"{name}-{names[name]}"))
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "submission"
+        name, n = base, 1
+        while name in used:
+            n += 1
+            name = f"{base}-{n}"
+        used.add(name)
+        unique.append((path, name))
     return unique
+
+
+def _folders_to_hide(solutions: Path, out: Path, submissions: list[Path]) -> list[str]:
+    """What a kernel must not see: the solutions, the output, the submissions,
+    every git history around them, and the course's other folders -- all but
+    what the kernel needs to run (the library and the Python installation)."""
+    folders = {solutions.resolve(), out.resolve()}
+    folders |= {p.resolve().parent if p.is_file() else p.resolve() for p in submissions}
+    folders |= {p for p in COURSE_ROOT.iterdir() if p.is_dir() and not p.is_symlink()}
+    for start in (solutions.resolve(), COURSE_ROOT, *folders.copy()):
+        for folder in (start, *start.parents):
+            if (folder / ".git").is_dir():
+                folders.add(folder / ".git")
+    needed = [Path(__file__).resolve().parent, Path(sys.prefix).resolve()]
+    return sorted(
+        str(f)
+        for f in folders
+        if f.is_dir() and not any(n == f or f in n.parents for n in needed)
+    )
 
 
 def grade_batch(
@@ -757,13 +851,7 @@ def grade_batch(
     (out / "feedback").mkdir(exist_ok=True)
     (out / "results").mkdir(exist_ok=True)
     sandbox = detect_sandbox(sandbox_user)
-    folders = {reference.path.parent.resolve(), out.resolve()}
-    folders |= {p.resolve().parent if p.is_file() else p.resolve() for p in submissions}
-    # never hide what the kernel needs to run: the library and the Python install
-    needed = [Path(__file__).resolve().parent, Path(sys.prefix).resolve()]
-    hide = sorted(
-        str(f) for f in folders if not any(n == f or f in n.parents for n in needed)
-    )
+    hide = _folders_to_hide(reference.path.parent, out, submissions)
     sandbox = Sandbox(sandbox.namespaces, sandbox.user, sandbox.cgroup, tuple(hide))
     log(
         f"grading {len(items)} submission(s) of {reference.path.name}; sandbox: "

@@ -21,6 +21,8 @@ import numpy as np
 __all__ = ["MAX_ELEMENTS", "WireError", "decode", "dumps", "encode", "loads"]
 
 MAX_ELEMENTS = 10_000_000
+MAX_DIMS = 32
+MAX_INT_BITS = 4096
 _KINDS = "biufcUS"  # bool, ints, floats, complex, strings: nothing else
 
 
@@ -37,6 +39,8 @@ def encode(value: Any, _depth: int = 0) -> Any:
     """
     if _depth > 20:
         raise WireError("nested too deeply")
+    if type(value) is int and value.bit_length() > MAX_INT_BITS:
+        raise WireError(f"an integer of more than {MAX_INT_BITS} bits")
     if value is None or type(value) in (bool, int, str):
         return value
     if type(value) is float:
@@ -98,19 +102,27 @@ def decode(data: Any, _depth: int = 0) -> Any:
             raise WireError("malformed dict")
         return {str(k): decode(v, _depth + 1) for k, v in data["v"].items()}
     if kind == "nd":
+        shape = data.get("shape")
+        if (
+            type(shape) is not list
+            or len(shape) > MAX_DIMS
+            or not all(type(n) is int and 0 <= n <= MAX_ELEMENTS for n in shape)
+            or math.prod(shape) > MAX_ELEMENTS
+        ):
+            raise WireError("malformed array shape")
         try:
             dtype = np.dtype(str(data["dtype"]))
-            shape = tuple(int(n) for n in data["shape"])
             raw = base64.b64decode(str(data["b64"]), validate=True)
         except (KeyError, TypeError, ValueError) as err:
             raise WireError(f"malformed array: {err}") from None
-        if dtype.kind not in _KINDS or dtype.fields is not None:
+        if dtype.kind not in _KINDS or dtype.fields is not None or dtype.itemsize == 0:
             raise WireError(f"arrays of dtype {dtype} are not plain data")
-        if any(n < 0 for n in shape) or math.prod(shape) > MAX_ELEMENTS:
-            raise WireError("malformed array shape")
         if len(raw) != math.prod(shape) * dtype.itemsize:
             raise WireError("array data does not match its shape")
-        array = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+        try:
+            array = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+        except ValueError as err:
+            raise WireError(f"malformed array: {err}") from None
         return array[()] if data.get("scalar") is True and array.ndim == 0 else array
     raise WireError(f"unknown value type {kind!r}")
 
