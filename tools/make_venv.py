@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 import venv
 from pathlib import Path
@@ -38,7 +40,8 @@ def _bootstrap_pip(python: Path) -> None:
         for f in release["urls"]
         if f["packagetype"] == "bdist_wheel" and f["filename"].endswith("none-any.whl")
     )
-    with urllib.request.urlopen(wheel["url"], timeout=120) as response:
+    url = urllib.parse.urljoin(PYPI_PIP, wheel["url"])  # mirrors answer relative
+    with urllib.request.urlopen(url, timeout=120) as response:
         data = response.read()
     if hashlib.sha256(data).hexdigest() != wheel["digests"]["sha256"]:
         raise SystemExit(f"make_venv: checksum mismatch for {wheel['filename']}")
@@ -63,7 +66,21 @@ def main(argv: list[str]) -> int:
     venv.EnvBuilder(with_pip=with_pip).create(target)
     if not with_pip:
         print("make_venv: ensurepip is missing; installing pip from PyPI")
-        _bootstrap_pip(python)
+        try:
+            _bootstrap_pip(python)
+        except (OSError, ValueError, KeyError, StopIteration, SystemExit) as err:
+            shutil.rmtree(target, ignore_errors=True)  # no half-made environment
+            print(
+                f"make_venv: could not install pip ({err}).\n"
+                "Install Debian's venv support and try again: "
+                "sudo apt-get install python3-venv",
+                file=sys.stderr,
+            )
+            return 1
+        except subprocess.CalledProcessError as err:
+            shutil.rmtree(target, ignore_errors=True)
+            print(f"make_venv: installing pip failed: {err}", file=sys.stderr)
+            return 1
     return 0
 
 
