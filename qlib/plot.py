@@ -13,7 +13,10 @@ from __future__ import annotations
 import io
 
 import matplotlib as mpl
+import numpy as np
+import PIL.Image
 from cycler import cycler
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 __all__ = ["COLORS", "STYLE", "new_figure", "png_bytes", "use_style"]
@@ -74,19 +77,31 @@ def new_figure(
     """
     with mpl.rc_context(STYLE):
         fig = Figure(figsize=figsize or STYLE["figure.figsize"])
+        FigureCanvasAgg(fig)
         axes = fig.subplots(nrows, ncols, **kw)
     return fig, axes
 
 
 def png_bytes(fig: Figure) -> bytes:
-    """Render ``fig`` to PNG bytes (Agg), with no metadata that could vary.
+    """Render ``fig`` with Agg and encode it as PNG, with no varying metadata.
+
+    The layout is computed at the first rendering and then kept, so that a
+    widget's later frames only redraw (a constrained layout would cost more
+    than the drawing itself).
 
     Example:
         >>> fig, ax = new_figure()
         >>> png_bytes(fig)[:4]
         b'\\x89PNG'
     """
-    buf = io.BytesIO()
+    canvas = fig.canvas
+    if not isinstance(canvas, FigureCanvasAgg):
+        canvas = FigureCanvasAgg(fig)
     with mpl.rc_context(STYLE):
-        fig.savefig(buf, format="png", metadata={"Software": None})
+        canvas.draw()
+        if fig.get_layout_engine() is not None:
+            fig.set_layout_engine("none")
+    rgba = np.asarray(canvas.buffer_rgba())
+    buf = io.BytesIO()
+    PIL.Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=3)
     return buf.getvalue()

@@ -27,7 +27,15 @@ import numpy as np
 from . import integers
 from .plot import COLORS, new_figure, png_bytes
 
-__all__ = ["BitFlipper", "Explorer", "LevelsDemo", "NumberWheel"]
+__all__ = [
+    "BitFlipper",
+    "CompandingExplorer",
+    "Explorer",
+    "ImageBitDepth",
+    "LevelsDemo",
+    "NumberWheel",
+    "SamplingExplorer",
+]
 
 
 class Explorer:
@@ -337,4 +345,242 @@ class NumberWheel(Explorer):
         term = f"+ {b}" if b >= 0 else f"\N{MINUS SIGN} {-b}"
         self.ax.set_title(
             f"{bits}-bit: {num(a)} {term} = {num(self.true_sum)} {verdict}"
+        )
+
+
+# --------------------------------------------------------------------------
+# 01: signal quantization
+
+
+class SamplingExplorer(Explorer):
+    """Sample a sine at ``rate`` Hz and quantize it to ``bits`` bits.
+
+    Panels: the signal with its samples and their quantized values; the
+    quantization error of each sample with the bounds ``±delta/2``; and the
+    histogram of the error over many samples against the uniform density
+    ``1/delta``.
+
+    Example:
+        >>> ex = SamplingExplorer(bits=3, rate=40)
+        >>> ex.controls["bits"].value = 2
+        >>> sorted(set(ex.x_q.round(3).tolist())) == [-0.75, -0.25, 0.25, 0.75]
+        True
+
+    Taught in ``notebooks/01_signal_quantization.ipynb``.
+    """
+
+    title = "sampling and quantization explorer"
+    freq = 2.0  # Hz: two periods in the one-second window
+
+    def __init__(self, bits: int = 3, rate: int = 40) -> None:
+        from . import signals
+
+        self._s = signals
+        self.controls = {
+            "bits": widgets.IntSlider(value=bits, min=1, max=12, description="bits"),
+            "rate": widgets.IntSlider(
+                value=rate, min=5, max=200, step=5, description="rate (Hz)"
+            ),
+        }
+        self.view = _png_view()
+        self.fig, (self.ax, self.ax_err, self.ax_hist) = new_figure(
+            3, 1, figsize=(6.4, 6.0)
+        )
+        t = np.linspace(0, 1, 1000)
+        self.ax.plot(
+            t,
+            signals.sine(t, self.freq, 0.9),
+            color=COLORS["sky"],
+            label="signal $x(t)$",
+        )
+        (self.samples,) = self.ax.plot(
+            [], [], "o", color=COLORS["blue"], ms=4, label="samples $x[n]$"
+        )
+        (self.levels,) = self.ax.plot(
+            [],
+            [],
+            drawstyle="steps-post",
+            color=COLORS["vermillion"],
+            label="quantized $x_q[n]$",
+        )
+        self.ax.set(xlabel="time (s)", ylabel="amplitude", ylim=(-1.1, 1.1))
+        self.ax.legend(loc="upper right", fontsize=8)
+        (self.err,) = self.ax_err.plot([], [], "o", color=COLORS["vermillion"], ms=3)
+        self.bound_hi = self.ax_err.axhline(0, color=COLORS["black"], ls="--", lw=1)
+        self.bound_lo = self.ax_err.axhline(0, color=COLORS["black"], ls="--", lw=1)
+        self.ax_err.set(xlabel="time (s)", ylabel="error $e[n]$", xlim=(0, 1))
+        # the histogram uses many samples of an incommensurate sine
+        self.busy = signals.sine(np.arange(20_000) / 997.0, 13.1, 0.9)
+        self.hist = self.ax_hist.stairs(
+            np.zeros(20),
+            np.linspace(-1, 1, 21),
+            fill=True,
+            color=COLORS["orange"],
+            alpha=0.7,
+        )
+        (self.density,) = self.ax_hist.plot(
+            [], [], color=COLORS["black"], label="uniform: $1/\\Delta$"
+        )
+        self.ax_hist.set(
+            xlabel="error / $\\Delta$",
+            ylabel="density × $\\Delta$",
+            xlim=(-0.75, 0.75),
+            ylim=(0, 1.6),
+        )
+        self.ax_hist.legend(loc="upper right", fontsize=8)
+        self._finish()
+
+    def _redraw(self) -> None:
+        s = self._s
+        bits, rate = self.controls["bits"].value, self.controls["rate"].value
+        delta = s.step(bits)
+        self.t = s.time_axis(rate, 1.0)
+        self.x = s.sine(self.t, self.freq, 0.9)
+        self.x_q = s.quantize_uniform(self.x, bits)
+        self.e = self.x_q - self.x
+        self.samples.set_data(self.t, self.x)
+        self.levels.set_data(np.append(self.t, 1.0), np.append(self.x_q, self.x_q[-1]))
+        self.err.set_data(self.t, self.e)
+        self.bound_hi.set_ydata([delta / 2] * 2)
+        self.bound_lo.set_ydata([-delta / 2] * 2)
+        self.ax_err.set_ylim(-0.75 * delta, 0.75 * delta)
+        e_busy = (s.quantize_uniform(self.busy, bits) - self.busy) / delta
+        counts, edges = np.histogram(e_busy, bins=20, range=(-0.5, 0.5), density=True)
+        self.hist.set_data(counts, edges)
+        self.density.set_data([-0.5, -0.5, 0.5, 0.5], [0, 1, 1, 0])
+        self.ax.set_title(
+            f"{bits} bits ({2**bits} levels, $\\Delta$ = {delta:.3g}), "
+            f"{rate} samples/s; SQNR {s.sqnr_db(self.x, self.x_q):.1f} dB"
+        )
+
+
+class ImageBitDepth(Explorer):
+    """Grace Hopper's photograph at ``bits`` bits per colour channel.
+
+    Example:
+        >>> ex = ImageBitDepth(bits=4)
+        >>> ex.controls["bits"].value = 1
+        >>> sorted(np.unique(ex.shown).tolist())
+        [0.0, 1.0]
+
+    Taught in ``notebooks/01_signal_quantization.ipynb``.
+    """
+
+    title = "image bit-depth explorer"
+
+    def __init__(self, bits: int = 3) -> None:
+        from . import signals
+
+        self._s = signals
+        self.image = signals.load_sample_image()[::2, ::2]
+        self.controls = {
+            "bits": widgets.IntSlider(value=bits, min=1, max=8, description="bits")
+        }
+        self.view = _png_view()
+        self.fig, (self.ax_a, self.ax_b) = new_figure(1, 2, figsize=(6.4, 3.8))
+        for ax in (self.ax_a, self.ax_b):
+            ax.set_axis_off()
+        self.ax_a.imshow(self.image)
+        self.ax_a.set_title("8 bits per channel")
+        self.im = self.ax_b.imshow(self.image)
+        self._finish()
+
+    def _redraw(self) -> None:
+        bits = self.controls["bits"].value
+        self.shown = self._s.quantize_image(self.image, bits)
+        self.im.set_data(self.shown)
+        sqnr = self._s.sqnr_db(self.image, self.shown)
+        self.ax_b.set_title(
+            f"{bits} bit{'s' if bits > 1 else ''}: {2**bits} levels per channel, "
+            f"SQNR {sqnr:.1f} dB"
+        )
+
+
+class CompandingExplorer(Explorer):
+    """Linear versus mu-law quantization of a sine at a chosen input level.
+
+    Left: SQNR against input level for both, with the chosen level marked.
+    Right: one period of the sine and its two quantized versions.
+
+    Example:
+        >>> ex = CompandingExplorer(bits=8, level_db=-40)
+        >>> bool(ex.sqnr_mu - ex.sqnr_linear >= 10)
+        True
+
+    Taught in ``notebooks/01_signal_quantization.ipynb``.
+    """
+
+    title = "companding explorer"
+
+    def __init__(self, bits: int = 8, level_db: float = -40.0) -> None:
+        from . import signals
+
+        self._s = signals
+        self.t = signals.time_axis(8000, 0.5)
+        self.unit = signals.sine(self.t, 50 * np.sqrt(2))
+        self.levels_db = np.arange(-70.0, 0.5, 2.0)
+        self.controls = {
+            "bits": widgets.IntSlider(value=bits, min=4, max=12, description="bits"),
+            "level_db": widgets.FloatSlider(
+                value=level_db, min=-70, max=0, step=1, description="level (dBFS)"
+            ),
+        }
+        self.view = _png_view()
+        self.fig, (self.ax, self.ax_wave) = new_figure(1, 2, figsize=(7.2, 3.4))
+        (self.curve_lin,) = self.ax.plot([], [], color=COLORS["blue"], label="linear")
+        (self.curve_mu,) = self.ax.plot(
+            [], [], color=COLORS["vermillion"], label="$\\mu$-law ($\\mu$ = 255)"
+        )
+        (self.mark,) = self.ax.plot([], [], "ko", ms=5)
+        self.ax.set(xlabel="input level (dBFS)", ylabel="SQNR (dB)")
+        self.ax.legend(loc="upper left", fontsize=8)
+        n = 160  # one period of the 70.7 Hz sine at 8 kHz is ~113 samples
+        (self.wave,) = self.ax_wave.plot([], [], color=COLORS["sky"], label="signal")
+        (self.wave_lin,) = self.ax_wave.plot(
+            [], [], drawstyle="steps-mid", color=COLORS["blue"], label="linear"
+        )
+        (self.wave_mu,) = self.ax_wave.plot(
+            [],
+            [],
+            drawstyle="steps-mid",
+            color=COLORS["vermillion"],
+            label="$\\mu$-law",
+        )
+        self.ax_wave.set(xlabel="time (ms)", ylabel="amplitude")
+        self.ax_wave.legend(loc="upper right", fontsize=8)
+        self._n = n
+        self._bits_drawn = None
+        self._finish()
+
+    def _curves(self, bits: int) -> tuple[np.ndarray, np.ndarray]:
+        s = self._s
+        amps = 10 ** (self.levels_db / 20)
+        x = amps[:, None] * self.unit[None, :]
+        lin = [s.sqnr_db(r, s.quantize_uniform(r, bits)) for r in x]
+        mu = [s.sqnr_db(r, s.quantize_companded(r, bits)) for r in x]
+        return np.array(lin), np.array(mu)
+
+    def _redraw(self) -> None:
+        s = self._s
+        bits, level = self.controls["bits"].value, self.controls["level_db"].value
+        if bits != self._bits_drawn:
+            lin, mu = self._curves(bits)
+            self.curve_lin.set_data(self.levels_db, lin)
+            self.curve_mu.set_data(self.levels_db, mu)
+            self.ax.set(xlim=(-71, 1), ylim=(min(lin.min(), 0) - 3, lin.max() + 5))
+            self._bits_drawn = bits
+        x = 10 ** (level / 20) * self.unit
+        q_lin, q_mu = s.quantize_uniform(x, bits), s.quantize_companded(x, bits)
+        self.sqnr_linear, self.sqnr_mu = s.sqnr_db(x, q_lin), s.sqnr_db(x, q_mu)
+        self.mark.set_data([level, level], [self.sqnr_linear, self.sqnr_mu])
+        n, ms = self._n, self.t[: self._n] * 1e3
+        self.wave.set_data(ms, x[:n])
+        self.wave_lin.set_data(ms, q_lin[:n])
+        self.wave_mu.set_data(ms, q_mu[:n])
+        peak = max(np.abs(x[:n]).max(), np.abs(q_lin[:n]).max()) * 1.2 + 1e-12
+        self.ax_wave.set(xlim=(0, ms[-1]), ylim=(-peak, peak))
+        self.ax.set_title(
+            f"{bits} bits at {level:.0f} dBFS: linear {self.sqnr_linear:.1f} dB, "
+            f"$\\mu$-law {self.sqnr_mu:.1f} dB",
+            fontsize=9,
         )

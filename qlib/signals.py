@@ -1,0 +1,462 @@
+"""Signal quantization: sampling, uniform quantizers, SQNR, dither, noise
+shaping, companding, images and sound.
+
+The uniform quantizer with ``bits`` bits over ``[-x_max, x_max]`` has step
+
+    delta = 2 * x_max / 2**bits
+
+and ``2**bits`` levels ``x_q = k * delta`` (mid-tread) or ``(k + 1/2) * delta``
+(mid-rise) for ``k = -2**(bits-1) ... 2**(bits-1) - 1``.  Inputs beyond the
+end levels are clipped to them.
+
+Taught in ``notebooks/01_signal_quantization.ipynb``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .kmeans import kmeans
+
+__all__ = [
+    "A_LAW",
+    "KINDS",
+    "MU_LAW",
+    "a_law_compress",
+    "a_law_expand",
+    "chirp",
+    "chord",
+    "dither",
+    "kmeans_palette",
+    "load_sample_image",
+    "mu_law_compress",
+    "mu_law_expand",
+    "music_like",
+    "noise_shape",
+    "play",
+    "quantize_companded",
+    "quantize_image",
+    "quantize_uniform",
+    "sine",
+    "sqnr_db",
+    "step",
+    "time_axis",
+]
+
+KINDS = ("midrise", "midtread")
+MU_LAW = 255.0  # G.711
+A_LAW = 87.6  # G.711
+MAX_BITS = 32
+
+Kind = Literal["midrise", "midtread"]
+
+
+# --------------------------------------------------------------- arguments
+
+
+def _check_bits(bits: object) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral):
+        raise TypeError(f"bits must be an integer in [1, {MAX_BITS}]; got {bits!r}")
+    if not 1 <= bits <= MAX_BITS:
+        raise ValueError(f"bits must be in [1, {MAX_BITS}]; got {bits}")
+    return int(bits)
+
+
+def _check_positive(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number; got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive, finite number; got {value}")
+    return float(value)
+
+
+def _as_signal(x: ArrayLike, name: str = "x") -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be real numbers; got an array of dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if np.isnan(a).any():
+        raise ValueError(f"{name} must not contain NaN")
+    return a
+
+
+# ------------------------------------------------------------ test signals
+
+
+def time_axis(rate: float, duration: float) -> NDArray[np.float64]:
+    """Sampling instants ``n / rate`` for ``n = 0 .. round(rate * duration) - 1``.
+
+    Example:
+        >>> time_axis(4, 1.0)
+        array([0.  , 0.25, 0.5 , 0.75])
+    """
+    rate = _check_positive(rate, "rate")
+    duration = _check_positive(duration, "duration")
+    return np.arange(round(rate * duration)) / rate
+
+
+def sine(t: ArrayLike, freq: float, amplitude: float = 1.0, phase: float = 0.0):
+    """``amplitude * sin(2 pi freq t + phase)``.
+
+    Example:
+        >>> sine([0.0, 0.25], 1.0).round(12)
+        array([0., 1.])
+    """
+    return amplitude * np.sin(2 * np.pi * freq * np.asarray(t, float) + phase)
+
+
+def chord(t: ArrayLike, freqs: ArrayLike, amplitude: float = 1.0):
+    """Equal-amplitude sines at ``freqs``, scaled so the peak is ``amplitude``.
+
+    Example:
+        >>> t = time_axis(8000, 0.5)
+        >>> float(np.abs(chord(t, [220, 277.2, 329.6])).max())
+        1.0
+    """
+    t = np.asarray(t, float)
+    x = np.sin(2 * np.pi * np.outer(np.asarray(freqs, float), t)).sum(axis=0)
+    return amplitude * x / np.abs(x).max()
+
+
+def chirp(t: ArrayLike, f0: float, f1: float, amplitude: float = 1.0):
+    """A linear chirp sweeping from ``f0`` to ``f1`` Hz over the span of ``t``.
+
+    Example:
+        >>> chirp(time_axis(1000, 1.0), 10, 100).shape
+        (1000,)
+    """
+    t = np.asarray(t, float)
+    span = t[-1] - t[0] if t.size > 1 else 1.0
+    k = (f1 - f0) / span  # Hz per second
+    tau = t - t[0]
+    return amplitude * np.sin(2 * np.pi * (f0 * tau + k * tau**2 / 2))
+
+
+def music_like(rate: float = 8000, duration: float = 2.0, seed: int = 0):
+    """A synthetic melody: notes with harmonics and decaying envelopes.
+
+    Peak amplitude 1, deterministic for a given ``seed``; nothing downloaded.
+
+    Example:
+        >>> x = music_like(8000, 1.0)
+        >>> x.shape, float(np.abs(x).max())
+        ((8000,), 1.0)
+    """
+    t = time_axis(rate, duration)
+    rng = np.random.default_rng(seed)
+    n_notes = max(1, int(4 * duration))
+    starts = np.linspace(0, duration, n_notes, endpoint=False)
+    semitones = rng.choice([0, 2, 4, 5, 7, 9, 11, 12], size=n_notes)
+    freqs = 220.0 * 2 ** (semitones / 12)
+    x = np.zeros_like(t)
+    for start, f in zip(starts, freqs, strict=True):  # a handful of notes
+        tau = t - start
+        on = tau >= 0
+        envelope = np.where(on, np.exp(-4 * np.clip(tau, 0, None)), 0.0)
+        tone = sum(np.sin(2 * np.pi * h * f * tau) / h for h in (1, 2, 3, 4))
+        x += envelope * tone
+    return x / np.abs(x).max()
+
+
+# ---------------------------------------------------------------- quantizer
+
+
+def step(bits: int, x_max: float = 1.0) -> float:
+    """The quantization step ``delta = 2 * x_max / 2**bits``.
+
+    Example:
+        >>> step(3)
+        0.25
+    """
+    return 2 * _check_positive(x_max, "x_max") / 2 ** _check_bits(bits)
+
+
+def quantize_uniform(
+    x: ArrayLike, bits: int, *, x_max: float = 1.0, kind: Kind = "midrise"
+) -> NDArray[np.float64]:
+    """Uniform quantization with ``2**bits`` levels over ``[-x_max, x_max]``.
+
+    ``"midrise"`` levels are ``(k + 1/2) * delta`` (zero is a decision
+    threshold, the levels are symmetric); ``"midtread"`` levels are
+    ``k * delta`` (zero is a level, the largest level is ``x_max - delta``),
+    for ``k = -2**(bits-1) .. 2**(bits-1) - 1``.  Values beyond the end levels
+    are clipped to them.
+
+    Example:
+        >>> quantize_uniform([-1.0, -0.1, 0.1, 0.99], 2)
+        array([-0.75, -0.25,  0.25,  0.75])
+        >>> quantize_uniform([-1.0, -0.1, 0.1, 0.99], 2, kind="midtread")
+        array([-1. ,  0. ,  0. ,  0.5])
+
+    Taught in ``notebooks/01_signal_quantization.ipynb``.
+    """
+    bits = _check_bits(bits)
+    delta = step(bits, x_max)
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+    x = _as_signal(x)
+    k_min, k_max = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    if kind == "midrise":
+        k = np.clip(np.floor(x / delta), k_min, k_max)
+        return (k + 0.5) * delta
+    k = np.clip(np.floor(x / delta + 0.5), k_min, k_max)
+    return k * delta
+
+
+def sqnr_db(x: ArrayLike, x_q: ArrayLike) -> float:
+    """Signal-to-quantization-noise ratio ``10 log10(sum x^2 / sum (x_q - x)^2)``.
+
+    Example:
+        >>> round(sqnr_db([1.0, -1.0], [0.9, -0.9]), 6)
+        20.0
+    """
+    x, x_q = _as_signal(x), _as_signal(x_q, "x_q")
+    if x.shape != x_q.shape:
+        raise ValueError(
+            f"x and x_q must have the same shape; got {x.shape}, {x_q.shape}"
+        )
+    noise = np.sum((x_q - x) ** 2)
+    if noise == 0:
+        return float("inf")
+    return float(10 * np.log10(np.sum(x**2) / noise))
+
+
+# ------------------------------------------------------- dither and shaping
+
+
+def dither(
+    shape: int | tuple[int, ...], delta: float, kind: str = "tpdf", seed: int = 0
+) -> NDArray[np.float64]:
+    """Dither noise: ``"rpdf"`` uniform on ``[-delta/2, delta/2]``, ``"tpdf"``
+    triangular on ``[-delta, delta]`` (the sum of two independent RPDF).
+
+    Example:
+        >>> d = dither(100_000, 1.0, "tpdf", seed=1)
+        >>> bool(abs(d.var() - 1 / 6) < 0.01)
+        True
+    """
+    delta = _check_positive(delta, "delta")
+    rng = np.random.default_rng(seed)
+    if kind == "rpdf":
+        return rng.uniform(-delta / 2, delta / 2, shape)
+    if kind == "tpdf":
+        return rng.uniform(-delta / 2, delta / 2, shape) + rng.uniform(
+            -delta / 2, delta / 2, shape
+        )
+    raise ValueError(f"kind must be 'rpdf' or 'tpdf'; got {kind!r}")
+
+
+def noise_shape(
+    x: ArrayLike, bits: int, *, x_max: float = 1.0, kind: Kind = "midtread"
+) -> NDArray[np.float64]:
+    """First-order noise shaping by error feedback.
+
+    Each sample is quantized after subtracting the previous sample's
+    quantization error: ``v[n] = x[n] - e[n-1]``, ``y[n] = Q(v[n])``,
+    ``e[n] = y[n] - v[n]``.  The output error ``y[n] - x[n] = e[n] - e[n-1]``
+    is the quantization error filtered by ``1 - z^-1``: pushed to high
+    frequencies.
+
+    Example:
+        >>> x = 0.3 * np.ones(4)
+        >>> noise_shape(x, 2, kind="midtread")  # levels -1, -0.5, 0, 0.5
+        array([0.5, 0. , 0.5, 0. ])
+    """
+    bits = _check_bits(bits)
+    delta = step(bits, x_max)
+    x = _as_signal(x)
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+    offset = 0.5 if kind == "midrise" else 0.0
+    lo, hi = (
+        (-(2 ** (bits - 1)) + offset) * delta,
+        (2 ** (bits - 1) - 1 + offset) * delta,
+    )
+    # Without clipping, sum(y[:n+1]) = sum(x[:n+1]) + e[n] and every y[n] sits on
+    # the grid, so the running sum of y is the running sum of x rounded to the
+    # grid: one vectorized pass.
+    flat = x.reshape(-1)
+    n = np.arange(1, flat.size + 1)
+    running = np.cumsum(flat) - offset * delta * n
+    y = np.diff(delta * np.floor(running / delta + 0.5), prepend=0.0) + offset * delta
+    if flat.size and (y.min() < lo - 1e-12 or y.max() > hi + 1e-12):
+        y = _noise_shape_loop(flat, bits, x_max, kind)  # a level clipped: recurse
+    return y.reshape(x.shape)
+
+
+def _noise_shape_loop(x: np.ndarray, bits: int, x_max: float, kind: Kind) -> np.ndarray:
+    """The error-feedback recursion sample by sample (used when levels clip)."""
+    y = np.empty_like(x)
+    e = 0.0
+    for n, xn in enumerate(x.tolist()):  # recursive: each sample needs the last
+        v = xn - e
+        y[n] = quantize_uniform(v, bits, x_max=x_max, kind=kind)
+        e = y[n] - v
+    return y
+
+
+# --------------------------------------------------------------- companding
+
+
+def mu_law_compress(x: ArrayLike, mu: float = MU_LAW) -> NDArray[np.float64]:
+    """``sign(x) ln(1 + mu |x|) / ln(1 + mu)`` for ``|x| <= 1`` (G.711 mu = 255).
+
+    Example:
+        >>> float(mu_law_compress(1.0)), round(float(mu_law_compress(0.01)), 4)
+        (1.0, 0.2285)
+    """
+    mu = _check_positive(mu, "mu")
+    x = _as_signal(x)
+    return np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
+
+
+def mu_law_expand(y: ArrayLike, mu: float = MU_LAW) -> NDArray[np.float64]:
+    """Inverse of :func:`mu_law_compress`: ``sign(y) ((1 + mu)^|y| - 1) / mu``.
+
+    Example:
+        >>> round(float(mu_law_expand(mu_law_compress(0.3))), 12)
+        0.3
+    """
+    mu = _check_positive(mu, "mu")
+    y = _as_signal(y, "y")
+    return np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu
+
+
+def a_law_compress(x: ArrayLike, A: float = A_LAW) -> NDArray[np.float64]:
+    """A-law: ``A|x| / (1 + ln A)`` below ``|x| = 1/A``, else
+    ``(1 + ln(A|x|)) / (1 + ln A)``, with the sign of x (G.711 A = 87.6).
+
+    Example:
+        >>> float(a_law_compress(1.0)), round(float(a_law_compress(1 / 87.6)), 6)
+        (1.0, 0.182722)
+    """
+    A = _check_positive(A, "A")
+    x = _as_signal(x)
+    ax = np.abs(x)
+    small = ax < 1 / A
+    with np.errstate(divide="ignore"):
+        big = (1 + np.log(np.where(small, 1.0, A * ax))) / (1 + np.log(A))
+    return np.sign(x) * np.where(small, A * ax / (1 + np.log(A)), big)
+
+
+def a_law_expand(y: ArrayLike, A: float = A_LAW) -> NDArray[np.float64]:
+    """Inverse of :func:`a_law_compress`.
+
+    Example:
+        >>> round(float(a_law_expand(a_law_compress(-0.004))), 12)
+        -0.004
+    """
+    A = _check_positive(A, "A")
+    y = _as_signal(y, "y")
+    ay = np.abs(y) * (1 + np.log(A))
+    small = ay < 1
+    return np.sign(y) * np.where(small, ay / A, np.exp(ay - 1) / A)
+
+
+def quantize_companded(
+    x: ArrayLike, bits: int, *, law: str = "mu", x_max: float = 1.0
+) -> NDArray[np.float64]:
+    """Compress, quantize uniformly (mid-rise) to ``bits`` bits, expand.
+
+    Example:
+        >>> x = np.array([0.001, 0.5])
+        >>> np.abs(quantize_companded(x, 8) - x) < np.abs(quantize_uniform(x, 8) - x)
+        array([ True, False])
+    """
+    x_max = _check_positive(x_max, "x_max")
+    if law == "mu":
+        compress, expand = mu_law_compress, mu_law_expand
+    elif law == "a":
+        compress, expand = a_law_compress, a_law_expand
+    else:
+        raise ValueError(f"law must be 'mu' or 'a'; got {law!r}")
+    x = np.clip(_as_signal(x) / x_max, -1.0, 1.0)
+    return expand(quantize_uniform(compress(x), bits)) * x_max
+
+
+# ------------------------------------------------------------------- images
+
+
+def load_sample_image() -> NDArray[np.float64]:
+    """Matplotlib's bundled photograph of Grace Hopper, RGB floats in [0, 1].
+
+    Example:
+        >>> img = load_sample_image()
+        >>> img.shape, float(img.min()) >= 0, float(img.max()) <= 1
+        ((600, 512, 3), True, True)
+    """
+    import matplotlib.image
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        img = matplotlib.image.imread(f, format="jpg")
+    return img.astype(np.float64) / 255.0
+
+
+def quantize_image(img: ArrayLike, bits: int) -> NDArray[np.float64]:
+    """Reduce every channel of an image in [0, 1] to ``2**bits`` levels.
+
+    Image bit depth keeps black and white: the levels are
+    ``k / (2**bits - 1)`` for ``k = 0 .. 2**bits - 1`` (an unsigned mid-tread
+    quantizer over [0, 1]).
+
+    Example:
+        >>> quantize_image([0.0, 0.2, 0.5, 1.0], 1)
+        array([0., 0., 1., 1.])
+    """
+    bits = _check_bits(bits)
+    img = np.clip(_as_signal(img, "img"), 0.0, 1.0)
+    levels = 2**bits - 1
+    return np.floor(img * levels + 0.5) / levels
+
+
+def kmeans_palette(
+    img: ArrayLike, k: int, *, seed: int = 0, sample: int = 20_000, iters: int = 20
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Quantize an RGB image to a palette of ``k`` colours found by k-means.
+
+    The palette is fitted on ``sample`` random pixels, then every pixel takes
+    its nearest palette colour.  Returns ``(quantized image, palette)``.
+
+    Example:
+        >>> img = load_sample_image()[::8, ::8]
+        >>> out, palette = kmeans_palette(img, 4)
+        >>> palette.shape, len(np.unique(out.reshape(-1, 3), axis=0)) <= 4
+        ((4, 3), True)
+    """
+    img = _as_signal(img, "img")
+    if img.ndim != 3 or img.shape[-1] != 3:
+        raise ValueError(f"img must have shape (height, width, 3); got {img.shape}")
+    pixels = img.reshape(-1, 3)
+    rng = np.random.default_rng(seed)
+    chosen = pixels[rng.choice(len(pixels), min(sample, len(pixels)), replace=False)]
+    palette, _ = kmeans(chosen, k, iters=iters, seed=seed)
+    labels = np.argmin(((pixels[:, None, :] - palette[None]) ** 2).sum(-1), axis=1)
+    return palette[labels].reshape(img.shape), palette
+
+
+# -------------------------------------------------------------------- sound
+
+
+def play(x: ArrayLike, rate: float, *, normalize: bool = True):
+    """An ``IPython.display.Audio`` player for the samples ``x`` at ``rate`` Hz.
+
+    With ``normalize`` (the default) the loudest sample plays at full scale,
+    so that a faint signal such as a quantization error can be heard; with
+    ``normalize=False`` the samples must lie in [-1, 1] and play as they are.
+
+    Example:
+        >>> type(play(sine(time_axis(8000, 0.1), 440), 8000)).__name__
+        'Audio'
+    """
+    from IPython.display import Audio
+
+    x = _as_signal(x)
+    rate = _check_positive(rate, "rate")
+    if not normalize and np.abs(x).max(initial=0) > 1:
+        raise ValueError("x must lie in [-1, 1] with normalize=False")
+    return Audio(x, rate=int(rate), normalize=normalize)
