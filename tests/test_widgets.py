@@ -88,3 +88,43 @@ def test_static_copy_travels_with_the_widget():
     assert base64.b64decode(bundle["image/png"]) == wheel.view.value
     flipper = widgets.BitFlipper(bits=4)
     assert flipper._repr_mimebundle_()["text/html"] == flipper.view.value
+
+
+# ------------------------------------------------------------------ chapter 01
+
+
+def test_sampling_explorer_follows_both_sliders():
+    from qlib import signals
+
+    ex = widgets.SamplingExplorer(bits=3, rate=40)
+    assert len(ex.samples.get_xdata()) == 40
+    before = png_of(ex)
+    ex.controls["rate"].value = 100
+    assert len(ex.samples.get_xdata()) == 100 and len(ex.e) == 100
+    ex.controls["bits"].value = 6
+    delta = signals.step(6)
+    assert np.abs(ex.e).max() <= delta / 2
+    assert np.allclose(ex.bound_hi.get_ydata(), delta / 2)
+    assert np.array_equal(ex.x_q, signals.quantize_uniform(ex.x, 6))
+    stairs = ex.hist.get_data()
+    assert np.isclose(np.sum(stairs.values * np.diff(stairs.edges)), 1.0)  # a density
+    assert png_of(ex) != before
+
+
+def test_image_bit_depth_slider():
+    ex = widgets.ImageBitDepth(bits=8)
+    ex.controls["bits"].value = 2
+    assert len(np.unique(ex.shown)) <= 4
+    assert np.array_equal(ex.im.get_array(), ex.shown)
+    assert "2 bits: 4 levels" in ex.ax_b.get_title()
+
+
+def test_companding_explorer_level_and_bits():
+    ex = widgets.CompandingExplorer(bits=8, level_db=-40)
+    assert ex.sqnr_mu - ex.sqnr_linear >= 10
+    ex.controls["level_db"].value = 0
+    assert ex.sqnr_linear > ex.sqnr_mu  # near full scale linear wins
+    _, y_lin = ex.curve_lin.get_data()
+    ex.controls["bits"].value = 10
+    assert not np.array_equal(ex.curve_lin.get_data()[1], y_lin)
+    assert np.allclose(ex.mark.get_data()[0], 0)

@@ -1,0 +1,249 @@
+"""qlib.signals: the chapter 01 claims as tests, and the quantizers against
+exact rational arithmetic."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qlib import kmeans as km
+from qlib import signals as S
+
+RATE = 48_000
+F_INCOMMENSURATE = 1000 * math.sqrt(2)  # never a rational fraction of RATE
+
+
+def exact_level(x: float, bits: int, x_max: float, kind: str) -> float:
+    """The textbook quantizer in exact rational arithmetic."""
+    delta = Fraction(2) * Fraction(x_max) / 2**bits
+    r = Fraction(x) / delta
+    k_min, k_max = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    if kind == "midrise":
+        k = min(max(math.floor(r), k_min), k_max)
+        return float((k + Fraction(1, 2)) * delta)
+    k = min(max(math.floor(r + Fraction(1, 2)), k_min), k_max)
+    return float(k * delta)
+
+
+@pytest.mark.parametrize("kind", S.KINDS)
+@pytest.mark.parametrize("bits", [1, 2, 3, 5, 8, 12])
+@pytest.mark.parametrize("x_max", [1.0, 0.5, 3.0])
+def test_quantizer_matches_exact_arithmetic(kind, bits, x_max):
+    rng = np.random.default_rng(bits)
+    delta = S.step(bits, x_max)
+    x = np.concatenate(
+        [
+            rng.uniform(-1.5 * x_max, 1.5 * x_max, 500),
+            np.arange(-(2**bits), 2**bits + 1) * delta / 2,  # every threshold and level
+            [0.0, -0.0, x_max, -x_max, 10 * x_max],
+        ]
+    )
+    got = S.quantize_uniform(x, bits, x_max=x_max, kind=kind)
+    assert got.tolist() == [exact_level(v, bits, x_max, kind) for v in x.tolist()]
+    levels = np.unique(got)
+    assert len(levels) <= 2**bits
+    assert np.all(np.abs(got - np.clip(x, got.min(), got.max())) <= delta / 2 + 1e-15)
+
+
+@given(
+    st.floats(-4, 4, allow_nan=False),
+    st.integers(1, 20),
+    st.sampled_from(S.KINDS),
+)
+def test_hypothesis_quantizer(x, bits, kind):
+    assert S.quantize_uniform(x, bits, kind=kind) == exact_level(x, bits, 1.0, kind)
+
+
+def test_step_and_levels():
+    assert S.step(3) == 0.25 and S.step(8, 2.0) == 2 * 2.0 / 256
+    levels = np.unique(S.quantize_uniform(np.linspace(-2, 2, 10_001), 3))
+    assert levels.tolist() == [(k + 0.5) * 0.25 for k in range(-4, 4)]
+    levels = np.unique(
+        S.quantize_uniform(np.linspace(-2, 2, 10_001), 3, kind="midtread")
+    )
+    assert levels.tolist() == [k * 0.25 for k in range(-4, 4)]
+
+
+# ------------------------------------------------------ the chapter's claims
+
+
+def test_sqnr_of_full_scale_sine_follows_6_02_n_plus_1_76():
+    t = S.time_axis(RATE, 1.0)
+    x = S.sine(t, F_INCOMMENSURATE)
+    for n in range(4, 17):
+        measured = S.sqnr_db(x, S.quantize_uniform(x, n))
+        assert abs(measured - (6.02 * n + 1.76)) <= 0.6, (n, measured)
+
+
+def test_midtread_falls_short_at_low_bits_and_catches_up():
+    t = S.time_axis(RATE, 1.0)
+    x = S.sine(t, F_INCOMMENSURATE)
+    gaps = [
+        S.sqnr_db(x, S.quantize_uniform(x, n))
+        - S.sqnr_db(x, S.quantize_uniform(x, n, kind="midtread"))
+        for n in (2, 4, 8, 16)
+    ]
+    assert gaps[0] > 1.0 and all(a > b for a, b in itertools.pairwise(gaps))
+    assert abs(gaps[-1]) < 0.1
+
+
+def test_error_variance_is_delta_squared_over_12_for_a_busy_signal():
+    x = 0.9 * S.music_like(RATE, 1.0, seed=0)
+    for bits in (8, 10):
+        delta = S.step(bits)
+        e = S.quantize_uniform(x, bits) - x
+        assert abs(e.var() / (delta**2 / 12) - 1) < 0.05
+        assert np.abs(e).max() <= delta / 2
+
+
+def test_tpdf_dither_decorrelates_the_error():
+    t = S.time_axis(RATE, 1.0)
+    x = S.sine(t, F_INCOMMENSURATE, 0.5)  # half scale: dither never clips
+    delta = S.step(3)
+    plain = S.quantize_uniform(x, 3) - x
+    dithered = S.quantize_uniform(x + S.dither(x.shape, delta, "tpdf", seed=0), 3) - x
+    assert abs(np.corrcoef(plain, x)[0, 1]) > 0.1
+    assert abs(np.corrcoef(dithered, x)[0, 1]) < 0.01
+    # non-subtractive TPDF: delta^2/12 of rounding + delta^2/6 of dither
+    assert abs(dithered.var() / (delta**2 / 4) - 1) < 0.05
+
+
+def test_mu_law_beats_linear_by_10_db_at_minus_40_dbfs():
+    t = S.time_axis(RATE, 1.0)
+    x = S.sine(t, F_INCOMMENSURATE, 10 ** (-40 / 20))
+    mu = S.sqnr_db(x, S.quantize_companded(x, 8, law="mu"))
+    linear = S.sqnr_db(x, S.quantize_uniform(x, 8))
+    assert mu - linear >= 10
+
+
+@pytest.mark.parametrize(
+    ("compress", "expand"),
+    [(S.mu_law_compress, S.mu_law_expand), (S.a_law_compress, S.a_law_expand)],
+)
+def test_compress_expand_is_identity(compress, expand):
+    x = np.linspace(-1, 1, 200_001)
+    assert np.max(np.abs(expand(compress(x)) - x)) < 1e-12
+    y = np.linspace(-1, 1, 20_001)
+    assert np.max(np.abs(compress(expand(y)) - y)) < 1e-12
+
+
+def test_companding_laws_match_the_g711_formulas():
+    mu, A = 255.0, 87.6
+    for x in (0.0, 1e-4, 0.01, 1 / A, 0.3, 1.0, -0.2):
+        m = math.copysign(math.log1p(mu * abs(x)) / math.log1p(mu), x)
+        assert S.mu_law_compress(x) == pytest.approx(m, abs=1e-15)
+        if abs(x) < 1 / A:
+            a = A * abs(x) / (1 + math.log(A))
+        else:
+            a = (1 + math.log(A * abs(x))) / (1 + math.log(A))
+        assert S.a_law_compress(x) == pytest.approx(math.copysign(a, x), abs=1e-15)
+
+
+def test_noise_shaping_fast_path_equals_the_recursion():
+    rng = np.random.default_rng(3)
+    for kind in S.KINDS:
+        x = 0.5 * np.sin(np.arange(5000) / 7.0) + 0.05 * rng.standard_normal(5000)
+        fast = S.noise_shape(x, 4, kind=kind)
+        slow = S._noise_shape_loop(x, 4, 1.0, kind)
+        assert np.array_equal(fast, slow)
+    # near full scale the shaped output would leave the levels: the clipped
+    # recursion is used, and it never leaves them
+    loud = np.sin(np.arange(2000) / 5.0)
+    y = S.noise_shape(loud, 3, kind="midtread")
+    assert np.array_equal(y, S._noise_shape_loop(loud, 3, 1.0, "midtread"))
+    assert y.max() <= 0.75 and y.min() >= -1
+
+
+def test_noise_shaping_moves_error_to_high_frequencies():
+    t = S.time_axis(RATE, 1.0)
+    x = S.sine(t, 440 * math.sqrt(2), 0.5)
+    plain = np.abs(np.fft.rfft(S.quantize_uniform(x, 6, kind="midtread") - x)) ** 2
+    shaped = np.abs(np.fft.rfft(S.noise_shape(x, 6) - x)) ** 2
+    low = slice(0, len(plain) // 8)  # below rate / 16
+    assert shaped[low].sum() < 0.2 * plain[low].sum()
+    assert shaped.sum() > plain.sum()  # the total grows (about 2x)
+
+
+def test_dither_distributions():
+    d = S.dither(400_000, 2.0, "rpdf", seed=1)
+    assert np.abs(d).max() <= 1.0 and abs(d.var() / (4 / 12) - 1) < 0.01
+    d = S.dither(400_000, 2.0, "tpdf", seed=1)
+    assert np.abs(d).max() <= 2.0 and abs(d.var() / (4 / 6) - 1) < 0.01
+    assert np.array_equal(S.dither(10, 1.0, seed=5), S.dither(10, 1.0, seed=5))
+
+
+def test_images():
+    img = S.load_sample_image()
+    assert img.shape == (600, 512, 3) and img.dtype == np.float64
+    for bits in (1, 2, 4, 8):
+        q = S.quantize_image(img, bits)
+        assert len(np.unique(q)) <= 2**bits
+        assert np.abs(q - img).max() <= 0.5 / (2**bits - 1) + 1e-12
+    assert np.array_equal(S.quantize_image(img, 8), np.round(img * 255) / 255)
+    out, palette = S.kmeans_palette(img[::4, ::4], 8, seed=0)
+    assert palette.shape == (8, 3) and len(np.unique(out.reshape(-1, 3), axis=0)) <= 8
+
+
+def test_kmeans_is_a_fixed_point_of_lloyd():
+    rng = np.random.default_rng(0)
+    pts = np.concatenate(
+        [rng.normal(c, 0.1, (200, 2)) for c in ((0, 0), (3, 0), (0, 3))]
+    )
+    c, labels = km.kmeans(pts, 3, seed=1, iters=100)
+    assert np.array_equal(labels, km.assign(pts, c))
+    for j in range(3):
+        assert np.allclose(c[j], pts[labels == j].mean(axis=0))
+    c2, _ = km.kmeans(pts, 3, seed=1, iters=100)
+    assert np.array_equal(c, c2)  # seeded: reproducible
+    brute = np.argmin(((pts[:, None] - c[None]) ** 2).sum(-1), axis=1)
+    assert np.array_equal(labels, brute)
+
+
+def test_sound_player():
+    audio = S.play(S.sine(S.time_axis(8000, 0.05), 440), 8000)
+    assert audio.data[:4] == b"RIFF" and audio.data[8:12] == b"WAVE"
+    assert int.from_bytes(audio.data[24:28], "little") == 8000  # sample rate field
+    with pytest.raises(ValueError, match="x must lie in"):
+        S.play([2.0], 8000, normalize=False)
+
+
+# --------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("bits", [0, -3, 33, 1000])
+def test_bits_out_of_range(bits):
+    with pytest.raises(ValueError, match=r"bits must be in \[1, 32\]"):
+        S.quantize_uniform([0.1], bits)
+
+
+@pytest.mark.parametrize("bits", [2.0, True, "8"])
+def test_bits_wrong_type(bits):
+    with pytest.raises(TypeError, match="bits must be an integer"):
+        S.quantize_uniform([0.1], bits)
+
+
+@pytest.mark.parametrize("x_max", [0, -1.0, float("nan"), float("inf")])
+def test_bad_x_max(x_max):
+    with pytest.raises(ValueError, match="x_max must be a positive"):
+        S.quantize_uniform([0.1], 4, x_max=x_max)
+
+
+def test_bad_kind_and_nan():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        S.quantize_uniform([0.1], 4, kind="round")
+    with pytest.raises(ValueError, match="x must not contain NaN"):
+        S.quantize_uniform([0.1, float("nan")], 4)
+    with pytest.raises(ValueError, match="kind must be 'rpdf' or 'tpdf'"):
+        S.dither(3, 1.0, "gauss")
+    with pytest.raises(ValueError, match="law must be 'mu' or 'a'"):
+        S.quantize_companded([0.1], 8, law="b")
+    with pytest.raises(ValueError, match="same shape"):
+        S.sqnr_db([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        km.kmeans([1.0, 2.0], 0)
