@@ -10,10 +10,34 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import matplotlib
 import nbformat
 
-#: the explorers of ``qlib.widgets`` and what their live view is made of
-EXPLORERS = ("LevelsDemo", "BitFlipper", "NumberWheel")
+matplotlib.use("Agg")
+
+from qlib import widgets as _widgets
+
+#: every explorer class of ``qlib.widgets`` (each subclass of ``Explorer``)
+EXPLORERS = tuple(
+    name
+    for name in _widgets.__all__
+    if isinstance(getattr(_widgets, name), type)
+    and issubclass(getattr(_widgets, name), _widgets.Explorer)
+    and name != "Explorer"
+)
+
+
+def explorer_parts(kind: str) -> tuple[str, int]:
+    """What an explorer's live view is made of: ``("figure" | "table", sliders)``."""
+    import ipywidgets
+
+    explorer = getattr(_widgets, kind)()
+    view = "figure" if isinstance(explorer.view, ipywidgets.Image) else "table"
+    sliders = sum(
+        isinstance(c, ipywidgets.IntSlider | ipywidgets.FloatSlider)
+        for c in explorer.controls.values()
+    )
+    return view, sliders
 
 
 def _kind(node: ast.AST, bound: dict[str, str]) -> str | None:

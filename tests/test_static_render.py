@@ -22,15 +22,16 @@ from qlib import integers
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from explorer_cells import explorer_cells  # noqa: E402
+from explorer_cells import EXPLORERS, explorer_cells, explorer_parts  # noqa: E402
 
 STORED = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted(
     (ROOT / "solutions").glob("*.ipynb")
 )
 PNG = re.compile(r'<img[^>]*\ssrc="data:image/png;base64,([A-Za-z0-9+/=\s]+)"')
 CELL_ID = re.compile(r'\sid="cell-id=([^"]+)"')
-FIGURES = {"LevelsDemo", "NumberWheel"}  # static copy: a PNG figure
-TABLES = {"BitFlipper"}  # static copy: an HTML table
+PARTS = {kind: explorer_parts(kind)[0] for kind in EXPLORERS}
+FIGURES = {k for k, view in PARTS.items() if view == "figure"}  # static copy: a PNG
+TABLES = {k for k, view in PARTS.items() if view == "table"}  # static copy: a table
 
 
 @pytest.fixture(scope="module")

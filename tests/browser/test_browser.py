@@ -41,7 +41,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from explorer_cells import explorer_cells  # noqa: E402
+from explorer_cells import EXPLORERS, explorer_cells, explorer_parts  # noqa: E402
 
 NOTEBOOKS = [
     *sorted((ROOT / "notebooks").glob("*.ipynb")),
@@ -67,8 +67,8 @@ USER_SETTINGS = {
     # the test never saves, not even by accident
     "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
 }
-# what each explorer's live view is made of (see qlib/widgets.py)
-SLIDERS = {"LevelsDemo": 1, "NumberWheel": 3, "BitFlipper": 0}
+# how many sliders each explorer's live view has (see qlib/widgets.py)
+SLIDERS = {kind: explorer_parts(kind)[1] for kind in EXPLORERS}
 
 # JavaScript run in the page
 SHA256_OF_IMG = """async (img) => {
@@ -379,20 +379,22 @@ def move_slider(view, index: int, where: str) -> None:
     readout = slider.locator(".widget-readout")
     img = view.locator("img.widget-image")
     where = f"{where}, slider {slider.locator('.widget-label').inner_text()!r}"
-    value = int(float(handle.get_attribute("aria-valuenow")))
-    step = -1 if value == int(float(handle.get_attribute("aria-valuemax"))) else 1
-    keys = {1: "ArrowRight", -1: "ArrowLeft"}
+    value = float(handle.get_attribute("aria-valuenow"))
+    at_max = value == float(handle.get_attribute("aria-valuemax"))
+    there, back = ("ArrowLeft", "ArrowRight") if at_max else ("ArrowRight", "ArrowLeft")
+    first = readout.inner_text()
     shown = [img.evaluate(SHA256_OF_IMG)]  # the PNG bytes behind the blob: URL
-    for key, expected in ((keys[step], value + step), (keys[-step], value)):
-        src = img.get_attribute("src")
+    for key in (there, back):
+        src, text = img.get_attribute("src"), readout.inner_text()
         handle.press(key)  # focuses the handle; the key moves it one step
-        expect(readout, f"{where}: {key} did not move it").to_have_text(str(expected))
+        expect(readout, f"{where}: {key} did not move it").not_to_have_text(text)
         expect(
-            img, f"{where} at {expected}: the image never changed"
+            img, f"{where} after {key}: the image never changed"
         ).not_to_have_attribute("src", src)
         shown.append(img.evaluate(SHA256_OF_IMG))
-    assert shown[1] != shown[0], f"{where}: {value} -> {value + step}, same picture"
-    assert shown[2] == shown[0], f"{where}: back to {value}, a different picture"
+    expect(readout, f"{where}: did not come back").to_have_text(first)
+    assert shown[1] != shown[0], f"{where}: moved from {first}, same picture"
+    assert shown[2] == shown[0], f"{where}: back to {first}, a different picture"
 
 
 def flip_bit(view, where: str) -> None:
@@ -422,7 +424,7 @@ def check_explorer(view, kind: str, where: str) -> None:
     from playwright.sync_api import expect
 
     expect(view.locator(".widget-slider"), where).to_have_count(SLIDERS[kind])
-    if kind == "BitFlipper":
+    if explorer_parts(kind)[0] == "table":
         expect(view.locator(".widget-toggle-button").first, where).to_be_visible()
         expect(view.locator(".widget-html table"), where).to_have_count(1)
         flip_bit(view, where)
