@@ -112,7 +112,10 @@ RESULTS: dict[str, CheckResult] = {}
 
 def _short(x: Any, limit: int = 60) -> str:
     if isinstance(x, np.ndarray):
-        text = np.array2string(x, separator=", ", threshold=8, edgeitems=3)
+        # "unique": every float printed with the digits that identify it
+        text = np.array2string(
+            x, separator=", ", threshold=8, edgeitems=3, floatmode="unique"
+        )
         text = text.replace("\n", "")
         text = f"array({text}, dtype={x.dtype})"
     else:
