@@ -447,6 +447,7 @@ class SamplingExplorer(Explorer):
         e_busy = (s.quantize_uniform(self.busy, bits) - self.busy) / delta
         counts, edges = np.histogram(e_busy, bins=20, range=(-0.5, 0.5), density=True)
         self.hist.set_data(counts, edges)
+        self.ax_hist.set_ylim(0, max(1.6, 1.1 * counts.max()))
         self.density.set_data([-0.5, -0.5, 0.5, 0.5], [0, 1, 1, 0])
         self.ax.set_title(
             f"{bits} bits ({2**bits} levels, $\\Delta$ = {delta:.3g}), "
@@ -481,7 +482,7 @@ class ImageBitDepth(Explorer):
         for ax in (self.ax_a, self.ax_b):
             ax.set_axis_off()
         self.ax_a.imshow(self.image)
-        self.ax_a.set_title("8 bits per channel")
+        self.ax_a.set_title("8 bits: 256 levels/channel\n(the original)")
         self.im = self.ax_b.imshow(self.image)
         self._finish()
 
@@ -491,7 +492,7 @@ class ImageBitDepth(Explorer):
         self.im.set_data(self.shown)
         sqnr = self._s.sqnr_db(self.image, self.shown)
         self.ax_b.set_title(
-            f"{bits} bit{'s' if bits > 1 else ''}: {2**bits} levels per channel, "
+            f"{bits} bit{'s' if bits > 1 else ''}: {2**bits} levels/channel\n"
             f"SQNR {sqnr:.1f} dB"
         )
 
@@ -547,7 +548,9 @@ class CompandingExplorer(Explorer):
             label="$\\mu$-law",
         )
         self.ax_wave.set(xlabel="time (ms)", ylabel="amplitude")
-        self.ax_wave.legend(loc="upper right", fontsize=8)
+        self.ax_wave.legend(
+            loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8
+        )
         self._n = n
         self._bits_drawn = None
         self._finish()

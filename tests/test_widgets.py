@@ -116,7 +116,7 @@ def test_image_bit_depth_slider():
     ex.controls["bits"].value = 2
     assert len(np.unique(ex.shown)) <= 4
     assert np.array_equal(ex.im.get_array(), ex.shown)
-    assert "2 bits: 4 levels" in ex.ax_b.get_title()
+    assert "2 bits: 4 levels/channel" in ex.ax_b.get_title()
 
 
 def test_companding_explorer_level_and_bits():
