@@ -104,9 +104,9 @@ def rel(path: Path) -> str:
 
 
 def screenshot_name(path: Path) -> str:
-    """``<stem>.png`` for notebooks/; other folders prefix theirs (same stems)."""
+    """``<stem>.jpg`` for notebooks/; other folders prefix theirs (same stems)."""
     folder = path.parent.name
-    return f"{path.stem}.png" if folder == "notebooks" else f"{folder}_{path.stem}.png"
+    return f"{path.stem}.jpg" if folder == "notebooks" else f"{folder}_{path.stem}.jpg"
 
 
 # --------------------------------------------------------------------------
@@ -445,7 +445,8 @@ def screenshot(page, path: Path) -> None:
         {"width": VIEWPORT["width"], "height": min(height + extra, 30_000)}
     )
     scroller.evaluate("(e) => { e.scrollTop = 0; }")
-    page.screenshot(path=path, full_page=True)
+    # JPEG: a notebook-tall PNG takes seconds to encode, a JPEG a fraction
+    page.screenshot(path=path, full_page=True, type="jpeg", quality=80)
 
 
 # --------------------------------------------------------------------------
