@@ -38,6 +38,7 @@ __all__ = [
     "music_like",
     "noise_shape",
     "play",
+    "power_spectrum",
     "quantize_companded",
     "quantize_image",
     "quantize_uniform",
@@ -297,6 +298,54 @@ def _noise_shape_loop(x: np.ndarray, bits: int, x_max: float, kind: Kind) -> np.
         y[n] = quantize_uniform(v, bits, x_max=x_max, kind=kind)
         e = y[n] - v
     return y
+
+
+# ----------------------------------------------------------------- spectra
+
+
+def power_spectrum(
+    x: ArrayLike, rate: float, *, segment: int | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """One-sided power spectrum: ``(frequencies in Hz, power per bin)``.
+
+    The powers add up to the mean square of ``x`` (Parseval), so the power in
+    a band is a sum over its bins, and a sine of amplitude ``a`` puts
+    ``a**2 / 2`` in its bin.  With ``segment=L`` the spectrum is the average
+    over non-overlapping segments of ``L`` samples, each Hann-windowed (Welch's
+    method): smoother, at the price of resolution; a white noise of power
+    ``s`` then shows ``2 s / L`` in every bin but the first and last.
+
+    Example:
+        >>> t = time_axis(8, 1.0)
+        >>> f, p = power_spectrum(sine(t, 2.0), 8)
+        >>> f.tolist(), p.round(12).tolist()
+        ([0.0, 1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.5, 0.0, 0.0])
+    """
+    rate = _check_positive(rate, "rate")
+    x = _as_signal(x)
+    if x.ndim != 1:
+        raise ValueError(f"x must be one-dimensional; got shape {x.shape}")
+    n = x.size if segment is None else segment
+    if (
+        isinstance(n, bool)
+        or not isinstance(n, numbers.Integral)
+        or not 2 <= n <= x.size
+    ):
+        raise ValueError(
+            f"segment must be an integer in [2, {x.size}]; got {segment!r}"
+        )
+    one_sided = np.full(n // 2 + 1, 2.0)
+    one_sided[0] = 1.0
+    if n % 2 == 0:
+        one_sided[-1] = 1.0  # the Nyquist bin has no mirror image
+    if segment is None:
+        power = np.abs(np.fft.rfft(x)) ** 2 / n**2
+    else:
+        window = np.hanning(n)
+        frames = x[: x.size // n * n].reshape(-1, n) * window
+        spectra = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+        power = spectra.mean(axis=0) / (n * (window**2).sum())
+    return np.fft.rfftfreq(n, 1 / rate), one_sided * power
 
 
 # --------------------------------------------------------------- companding

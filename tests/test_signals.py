@@ -247,3 +247,19 @@ def test_bad_kind_and_nan():
         S.sqnr_db([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="k must be a positive integer"):
         km.kmeans([1.0, 2.0], 0)
+
+
+def test_power_spectrum_obeys_parseval_and_finds_a_sine():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(4000)
+    f, p = S.power_spectrum(x, 1000.0)
+    assert f[1] == 1000.0 / 4000 and np.isclose(p.sum(), np.mean(x**2), rtol=1e-12)
+    t = S.time_axis(1000, 4.0)
+    f, p = S.power_spectrum(S.sine(t, 125.0, 0.5), 1000.0)
+    assert f[np.argmax(p)] == 125.0 and np.isclose(p.max(), 0.5**2 / 2)
+    # Welch on white noise: about 2 s / L in every inner bin
+    noise = rng.standard_normal(256 * 400)
+    f, p = S.power_spectrum(noise, 1.0, segment=256)
+    assert abs(p[1:-1].mean() * 256 / 2 - 1) < 0.02
+    with pytest.raises(ValueError, match="segment must be an integer"):
+        S.power_spectrum(x, 1.0, segment=1)
