@@ -1,0 +1,372 @@
+"""Floating-point formats, any ExMy: fields, values, rounding, specials.
+
+A format has a sign bit (except E8M0), ``exp_bits`` exponent bits with a
+``bias`` and ``man_bits`` mantissa bits.  A code with exponent field ``e`` and
+mantissa field ``m`` stands for
+
+    (-1)^s * 2^(e - bias) * (1 + m / 2^M)      if e > 0   (normal)
+    (-1)^s * 2^(1 - bias) * (m / 2^M)          if e == 0  (subnormal)
+
+except where the format reserves codes for specials.  Formats differ in those
+reservations (``specials``), following ml_dtypes' names:
+
+* ``"ieee"``: the top exponent is infinity (m = 0) or NaN (m != 0):
+  fp64, fp32, tf32, fp16, bf16, fp8_e5m2;
+* ``"fn"`` (finite, NaN at the extremes): no infinity; only the all-ones
+  exponent *and* mantissa is NaN: fp8_e4m3fn;
+* ``"fnuz"`` (finite, NaN, unsigned zero): no infinity, no -0; the code
+  ``100...0`` is the only NaN: fp8_e4m3fnuz, fp8_e5m2fnuz;
+* ``"none"``: every code is a number: fp6_e2m3fn, fp6_e3m2fn, fp4_e2m1fn;
+* ``"e8m0"``: no sign, no mantissa: a power of two ``2^(e - 127)``, and the
+  all-ones code is NaN.
+
+:meth:`FloatFormat.encode` rounds to nearest, ties to even (E8M0: ties away
+from zero on a linear scale, as ml_dtypes does), and handles overflow, NaN
+and infinities the way ml_dtypes' ``astype`` from float32 does;
+``saturate=True`` first clamps to ``[-max, max]`` as ONNX's ``saturate=1``.
+
+Taught in ``notebooks/04_ieee754.ipynb`` and
+``notebooks/05_low_precision_floats.ipynb``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["FORMATS", "SPECIALS", "FloatFormat"]
+
+SPECIALS = ("ieee", "fn", "fnuz", "none", "e8m0")
+Specials = Literal["ieee", "fn", "fnuz", "none", "e8m0"]
+
+
+def _int(value: object, name: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer in [{lo}, {hi}]; got {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}]; got {value}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class FloatFormat:
+    """A binary floating-point format with ``exp_bits`` and ``man_bits``.
+
+    ``nan_payload=True`` makes :meth:`encode` keep the top bits of a NaN's
+    payload as NumPy's own casts do (fp16/fp32/fp64); otherwise NaN is written
+    as one canonical code, as ml_dtypes does.
+
+    Example:
+        >>> fmt = FloatFormat("fp8_e4m3fn", 4, 3, specials="fn")
+        >>> fmt.bits, fmt.bias, fmt.max, fmt.min_normal, fmt.min_subnormal
+        (8, 7, 448.0, 0.015625, 0.001953125)
+
+    Taught in ``notebooks/04_ieee754.ipynb``.
+    """
+
+    name: str
+    exp_bits: int
+    man_bits: int
+    bias: int | None = None
+    specials: Specials = "ieee"
+    nan_payload: bool = False
+
+    def __post_init__(self) -> None:
+        if self.specials not in SPECIALS:
+            raise ValueError(
+                f"specials must be one of {SPECIALS}; got {self.specials!r}"
+            )
+        lowest = 2 if self.specials == "ieee" else 1
+        _int(self.exp_bits, "exp_bits", lowest, 11)
+        _int(self.man_bits, "man_bits", 0 if self.specials == "e8m0" else 1, 52)
+        if self.specials == "e8m0" and self.man_bits != 0:
+            raise ValueError("specials='e8m0' needs man_bits=0")
+        if self.bias is None:
+            default = 2 ** (self.exp_bits - 1) - (0 if self.specials == "fnuz" else 1)
+            object.__setattr__(self, "bias", default)
+        _int(self.bias, "bias", -(2**11), 2**11)
+
+    # ------------------------------------------------------------ layout
+
+    @property
+    def signed(self) -> bool:
+        return self.specials != "e8m0"
+
+    @property
+    def bits(self) -> int:
+        return int(self.signed) + self.exp_bits + self.man_bits
+
+    @property
+    def code_dtype(self) -> np.dtype:
+        for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
+            if self.bits <= 8 * np.dtype(dtype).itemsize:
+                return np.dtype(dtype)
+        raise AssertionError("unreachable")
+
+    @property
+    def _e_max_field(self) -> int:
+        return 2**self.exp_bits - 1
+
+    # ------------------------------------------------------------ limits
+
+    @property
+    def max(self) -> float:
+        """The largest finite value."""
+        m_all = 2**self.man_bits - 1
+        if self.specials == "ieee":
+            e, m = self._e_max_field - 1, m_all
+        elif self.specials == "fn":
+            e, m = self._e_max_field, m_all - 1
+        elif self.specials == "e8m0":
+            e, m = self._e_max_field - 1, 0
+        else:
+            e, m = self._e_max_field, m_all
+        return float(np.ldexp(2.0**self.man_bits + m, e - self.bias - self.man_bits))
+
+    @property
+    def min_normal(self) -> float:
+        """The smallest positive normal value, ``2^(1 - bias)`` (finfo's ``tiny``);
+        for E8M0, which has no zero, its smallest value ``2^-bias``."""
+        if self.specials == "e8m0":
+            return float(np.ldexp(1.0, -self.bias))
+        return float(np.ldexp(1.0, 1 - self.bias))
+
+    @property
+    def min_subnormal(self) -> float:
+        """The smallest positive value, ``2^(1 - bias - M)``."""
+        if self.specials == "e8m0":
+            return self.min_normal
+        return float(np.ldexp(1.0, 1 - self.bias - self.man_bits))
+
+    @property
+    def eps(self) -> float:
+        """The gap between 1 and the next larger value, ``2^-M``."""
+        return float(np.ldexp(1.0, -self.man_bits))
+
+    # ------------------------------------------------------------ fields
+
+    def _codes(self, codes: ArrayLike) -> np.ndarray:
+        c = np.asarray(codes)
+        if c.dtype.kind not in "iu":
+            raise TypeError(f"codes must be integers; got an array of dtype {c.dtype}")
+        if c.size and (c.min() < 0 or int(c.max()) > 2**self.bits - 1):
+            raise ValueError(
+                f"codes must be in [0, 2**{self.bits} - 1] for {self.name}; "
+                f"got {int(c.min()) if c.min() < 0 else int(c.max())}"
+            )
+        return c.astype(np.uint64)
+
+    def fields(self, codes: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(sign, exponent field, mantissa field)`` of each code, as uint64.
+
+        Example:
+            >>> FORMATS["bf16"].fields(0x3FC0)  # 1.5
+            (np.uint64(0), np.uint64(127), np.uint64(64))
+        """
+        c = self._codes(codes)
+        em = self.exp_bits + self.man_bits
+        sign = (c >> np.uint64(em)) & np.uint64(1) if self.signed else c * np.uint64(0)
+        exponent = (c >> np.uint64(self.man_bits)) & np.uint64(self._e_max_field)
+        mantissa = c & np.uint64(2**self.man_bits - 1)
+        return sign[()], exponent[()], mantissa[()]
+
+    def _is_nan(self, s, e, m) -> np.ndarray:
+        top = e == self._e_max_field
+        if self.specials == "ieee":
+            return top & (m != 0)
+        if self.specials == "fn":
+            return top & (m == 2**self.man_bits - 1)
+        if self.specials == "fnuz":
+            return (s == 1) & (e == 0) & (m == 0)
+        if self.specials == "e8m0":
+            return top
+        return np.zeros(np.shape(e), bool)
+
+    # ------------------------------------------------------------ decode
+
+    def decode(self, codes: ArrayLike) -> NDArray[np.float64]:
+        """The value of each code, as float64 (exact: every format here fits).
+
+        Example:
+            >>> FORMATS["fp8_e4m3fn"].decode([0x7E, 0x7F, 0x01]).tolist()
+            [448.0, nan, 0.001953125]
+        """
+        s, e, m = (np.asarray(f) for f in self.fields(codes))
+        M = self.man_bits
+        if self.specials == "e8m0":
+            value = np.ldexp(1.0, e.astype(np.int64) - self.bias)
+        else:
+            normal = e > 0
+            significand = m.astype(np.float64) + np.where(normal, 2.0**M, 0.0)
+            exponent = np.maximum(e.astype(np.int64), 1) - self.bias - M
+            with np.errstate(over="ignore"):  # the top exponent: specials, below
+                value = np.ldexp(significand, exponent)
+            if self.specials == "ieee":
+                value = np.where((e == self._e_max_field) & (m == 0), np.inf, value)
+            value = np.where(s == 1, -value, value)
+        value = np.where(self._is_nan(s, e, m), np.nan, value)
+        return value[()] if np.ndim(codes) == 0 else value
+
+    # ------------------------------------------------------------ encode
+
+    def _nan_code(self, sign: np.ndarray) -> np.ndarray:
+        top = self.exp_bits + self.man_bits
+        if self.specials == "ieee":  # a quiet NaN: top mantissa bit set
+            body = (self._e_max_field << self.man_bits) | (1 << (self.man_bits - 1))
+            return (sign << np.uint64(top)) | np.uint64(body)
+        if self.specials == "fn":
+            return (sign << np.uint64(top)) | np.uint64(2**top - 1)
+        if self.specials == "fnuz":
+            return np.full(sign.shape, 2**top, np.uint64)
+        if self.specials == "e8m0":
+            return np.full(sign.shape, 2**self.bits - 1, np.uint64)
+        # no NaN at all: ml_dtypes writes a zero with the sign bit inverted
+        return (sign ^ np.uint64(1)) << np.uint64(top)
+
+    def encode(self, x: ArrayLike, saturate: bool = False) -> np.ndarray:
+        """Round ``x`` to the nearest value of this format; return the codes.
+
+        Example:
+            >>> fp8 = FORMATS["fp8_e4m3fn"]
+            >>> fp8.encode([1.0, 0.1, 460.0, 1000.0]).tolist()  # 1000 overflows
+            [56, 29, 126, 127]
+            >>> fp8.encode([1000.0], saturate=True).tolist()
+            [126]
+
+        Taught in ``notebooks/05_low_precision_floats.ipynb``.
+        """
+        given = np.asarray(x)
+        if given.dtype.kind not in "biuf":
+            raise TypeError(
+                f"x must be real numbers; got an array of dtype {given.dtype}"
+            )
+        shape = given.shape
+        with np.errstate(invalid="ignore"):  # signalling NaNs are fine here
+            x = given.astype(np.float64).reshape(-1)
+        if saturate:
+            x = np.clip(x, -self.max, self.max)  # NaN stays NaN
+        if self.specials == "e8m0":
+            out = self._encode_e8m0(x)
+        else:
+            out = self._encode(x)
+            if self.nan_payload and given.dtype.kind == "f":
+                out = self._keep_payload(out, given.reshape(-1))
+        out = out.astype(self.code_dtype).reshape(shape)
+        return out[()] if len(shape) == 0 else out
+
+    def _encode(self, x: np.ndarray) -> np.ndarray:
+        M = self.man_bits
+        sign = np.signbit(x).astype(np.uint64)
+        a = np.abs(x)
+        finite = np.isfinite(a)
+        a_fin = np.where(finite, a, 0.0)
+        _, e2 = np.frexp(a_fin)  # a = f * 2**e2, f in [0.5, 1)
+        emin = 1 - self.bias
+        e_eff = np.maximum(e2.astype(np.int64) - 1, emin)  # binade (subnormals: emin)
+        r = np.rint(np.ldexp(a_fin, M - e_eff))  # ties to even, in units of the ulp
+        carry = r >= 2.0 ** (M + 1)  # rounded up into the next binade
+        r = np.where(carry, r / 2, r)
+        e_eff = e_eff + carry
+        normal = r >= 2.0**M
+        field_e = np.where(normal, e_eff + self.bias, 0).astype(np.uint64)
+        field_m = (r - np.where(normal, 2.0**M, 0.0)).astype(np.uint64)
+        top = np.uint64(self.exp_bits + self.man_bits)
+        code = (sign << top) | (field_e << np.uint64(M)) | field_m
+        if self.specials == "fnuz":  # no negative zero
+            code = np.where((field_e == 0) & (field_m == 0), np.uint64(0), code)
+        too_big = ~finite | (np.ldexp(r, e_eff - M) > self.max)
+        if too_big.any():
+            code = np.where(too_big & ~np.isnan(x), self._overflow_code(sign), code)
+        nan = np.isnan(x)
+        if nan.any():
+            code = np.where(nan, self._nan_code(sign), code)
+        return code
+
+    def _keep_payload(self, code: np.ndarray, given: np.ndarray) -> np.ndarray:
+        """NumPy's rule: a NaN keeps the top bits of its payload (and stays a NaN)."""
+        nan = np.isnan(given)
+        if not nan.any():
+            return code
+        width = 8 * given.dtype.itemsize
+        man_in = {16: 10, 32: 23, 64: 52}[width]
+        raw = given.view(f"uint{width}").astype(np.uint64)
+        payload = raw & np.uint64(2**man_in - 1)
+        shift = man_in - self.man_bits
+        if shift >= 0:
+            payload = payload >> np.uint64(shift)
+        else:
+            payload = payload << np.uint64(-shift)
+        payload = np.where(payload == 0, np.uint64(1), payload)
+        sign = (raw >> np.uint64(width - 1)) & np.uint64(1)
+        top = np.uint64(self.exp_bits + self.man_bits)
+        body = np.uint64(self._e_max_field << self.man_bits)
+        return np.where(nan, (sign << top) | body | payload, code)
+
+    def _overflow_code(self, sign: np.ndarray) -> np.ndarray:
+        top = np.uint64(self.exp_bits + self.man_bits)
+        if self.specials == "ieee":  # infinity
+            return (sign << top) | np.uint64(self._e_max_field << self.man_bits)
+        if self.specials == "none":  # saturate: every code is a number
+            return (sign << top) | np.uint64(2 ** int(top) - 1)
+        return self._nan_code(sign)
+
+    def _encode_e8m0(self, x: np.ndarray) -> np.ndarray:
+        f, e2 = np.frexp(np.where(x > 0, x, 1.0))
+        k = e2.astype(np.int64) - 1 + (2 * f >= 1.5)  # ties up, on a linear scale
+        code = np.clip(k + self.bias, 0, None)
+        # ml_dtypes rounds float32 subnormals on their bit pattern: those above
+        # 2**-127 (and below 2**-126) become 2**-126; match it
+        f32_sub = (x > 0) & (x < 2.0**-126)
+        code = np.where(
+            f32_sub, (x > 2.0**-127).astype(np.int64) + self.bias - 127, code
+        )
+        code = np.clip(code, 0, None)
+        bad = ~(x > 0) | ~np.isfinite(x) | (code > self._e_max_field - 1)
+        return np.where(bad, np.int64(self._e_max_field), code).astype(np.uint64)
+
+    def quantize(self, x: ArrayLike, saturate: bool = False) -> NDArray[np.float64]:
+        """``decode(encode(x))``: ``x`` rounded to this format, as float64.
+
+        Example:
+            >>> FORMATS["fp4_e2m1fn"].quantize([0.3, 2.6, 100.0])
+            array([0.5, 3. , 6. ])
+        """
+        return self.decode(self.encode(x, saturate))
+
+    def all_values(self) -> NDArray[np.float64]:
+        """The value of every code, in code order (formats of at most 16 bits).
+
+        Example:
+            >>> FORMATS["fp4_e2m1fn"].all_values()[:8].tolist()
+            [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
+        """
+        if self.bits > 16:
+            raise ValueError(
+                f"all_values lists at most 2**16 codes; {self.name} has 2**{self.bits}"
+            )
+        return self.decode(np.arange(2**self.bits, dtype=np.uint64))
+
+
+FORMATS: dict[str, FloatFormat] = {
+    f.name: f
+    for f in (
+        FloatFormat("fp64", 11, 52, nan_payload=True),
+        FloatFormat("fp32", 8, 23, nan_payload=True),
+        FloatFormat("tf32", 8, 10, nan_payload=True),
+        FloatFormat("fp16", 5, 10, nan_payload=True),
+        FloatFormat("bf16", 8, 7),
+        FloatFormat("fp8_e4m3fn", 4, 3, specials="fn"),
+        FloatFormat("fp8_e5m2", 5, 2),
+        FloatFormat("fp8_e4m3fnuz", 4, 3, specials="fnuz"),
+        FloatFormat("fp8_e5m2fnuz", 5, 2, specials="fnuz"),
+        FloatFormat("fp6_e2m3fn", 2, 3, specials="none"),
+        FloatFormat("fp6_e3m2fn", 3, 2, specials="none"),
+        FloatFormat("fp4_e2m1fn", 2, 1, specials="none"),
+        FloatFormat("e8m0fnu", 8, 0, specials="e8m0"),
+    )
+}
+"""The formats of the course, named as ml_dtypes names them."""

@@ -1,0 +1,192 @@
+"""qlib.floats, bit for bit against ml_dtypes and NumPy's own float types."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+from onnx.reference import ReferenceEvaluator
+
+from qlib.floats import FORMATS, FloatFormat
+
+ORACLES = {
+    "fp16": np.float16,
+    "bf16": ml_dtypes.bfloat16,
+    "fp8_e4m3fn": ml_dtypes.float8_e4m3fn,
+    "fp8_e5m2": ml_dtypes.float8_e5m2,
+    "fp8_e4m3fnuz": ml_dtypes.float8_e4m3fnuz,
+    "fp8_e5m2fnuz": ml_dtypes.float8_e5m2fnuz,
+    "fp6_e2m3fn": ml_dtypes.float6_e2m3fn,
+    "fp6_e3m2fn": ml_dtypes.float6_e3m2fn,
+    "fp4_e2m1fn": ml_dtypes.float4_e2m1fn,
+    "e8m0fnu": ml_dtypes.float8_e8m0fnu,
+}
+
+
+def storage(dtype) -> np.dtype:
+    return np.dtype(np.uint16 if np.dtype(dtype).itemsize == 2 else np.uint8)
+
+
+def oracle_codes(x: np.ndarray, dtype) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return x.astype(dtype).view(storage(dtype)).astype(np.uint64)
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return np.array_equal(np.asarray(a, np.float64).view(np.uint64), b.view(np.uint64))
+
+
+@pytest.mark.parametrize("name", ORACLES)
+def test_every_code_decodes_like_the_oracle(name):
+    fmt, dtype = FORMATS[name], ORACLES[name]
+    codes = np.arange(2**fmt.bits, dtype=np.uint64)
+    with np.errstate(invalid="ignore"):  # signalling NaN codes
+        expected = codes.astype(storage(dtype)).view(dtype).astype(np.float64)
+    got = fmt.decode(codes)
+    nan = np.isnan(expected)
+    assert np.array_equal(np.isnan(got), nan)
+    assert same_bits(got[~nan], expected[~nan])  # signed zeros included
+
+
+def rounding_inputs(fmt: FloatFormat, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    values = np.unique(fmt.all_values()[np.isfinite(fmt.all_values())])
+    mids = (values[1:] + values[:-1]) / 2  # exact ties between neighbours
+    near = np.concatenate([np.nextafter(mids, -np.inf), np.nextafter(mids, np.inf)])
+    parts = [
+        rng.integers(0, 2**32, 1_000_000, dtype=np.uint64)
+        .astype(np.uint32)
+        .view(np.float32),  # random bit patterns: every exponent, NaNs and infinities
+        (rng.standard_normal(200_000) * fmt.max / 4),
+        rng.uniform(-fmt.min_normal, fmt.min_normal, 100_000),  # subnormals
+        rng.uniform(-2 * fmt.max, 2 * fmt.max, 50_000),  # overflow
+        mids,
+        -mids,
+        near,
+        -near,
+        values,
+        [0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, fmt.max, -fmt.max],
+    ]
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN bit patterns, overflow
+        x = np.concatenate([np.asarray(p, np.float64) for p in parts])
+        x32 = x.astype(np.float32)
+    return x32[np.isnan(x32) | (x32.astype(np.float64) == x) | ~np.isfinite(x)]
+
+
+@pytest.mark.parametrize("name", ORACLES)
+def test_rounding_matches_astype_from_float32(name):
+    fmt, dtype = FORMATS[name], ORACLES[name]
+    x = rounding_inputs(fmt, seed=len(name))
+    assert x.size >= 1_000_000
+    expected = oracle_codes(x, dtype)
+    got = fmt.encode(x).astype(np.uint64)
+    bad = np.nonzero(got != expected)[0]
+    assert bad.size == 0, [
+        (float(x[i]), hex(expected[i]), hex(got[i])) for i in bad[:5]
+    ]
+
+
+@pytest.mark.parametrize("name", ORACLES)
+def test_limits_match_finfo(name):
+    fmt, info = FORMATS[name], ml_dtypes.finfo(ORACLES[name])
+    assert fmt.max == float(info.max)
+    assert fmt.min_normal == float(info.tiny)
+    assert fmt.min_subnormal == float(info.smallest_subnormal)
+    assert fmt.eps == float(info.eps)
+    assert fmt.bits == info.bits
+    if name != "e8m0fnu":
+        assert 1 - fmt.bias == int(info.minexp)
+
+
+def test_fp32_and_fp64_against_numpy_bit_patterns():
+    rng = np.random.default_rng(1)
+    raw32 = rng.integers(0, 2**32, 1_000_000, dtype=np.uint64).astype(np.uint32)
+    dec = FORMATS["fp32"].decode(raw32)
+    with np.errstate(invalid="ignore"):
+        ref = raw32.view(np.float32).astype(np.float64)
+    nan = np.isnan(ref)
+    assert np.array_equal(np.isnan(dec), nan) and same_bits(dec[~nan], ref[~nan])
+    # float32 inputs: encoding to fp32 gives back the very same bits, NaNs too
+    assert np.array_equal(FORMATS["fp32"].encode(raw32.view(np.float32)), raw32)
+    raw64 = rng.integers(0, 2**64 - 1, 1_000_000, dtype=np.uint64, endpoint=True)
+    dec = FORMATS["fp64"].decode(raw64)
+    nan = np.isnan(raw64.view(np.float64))
+    assert np.array_equal(np.isnan(dec), nan)
+    assert np.array_equal(dec[~nan].view(np.uint64), raw64[~nan])
+    # float64 -> fp32 rounding against NumPy's cast (NaN payloads aside)
+    x = raw64.view(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = x.astype(np.float32).view(np.uint32)
+    got = FORMATS["fp32"].encode(x)
+    keep = ~np.isnan(x)
+    assert np.array_equal(got[keep], expected[keep])
+    assert np.isnan(FORMATS["fp32"].decode(got[~keep])).all()
+
+
+@pytest.mark.parametrize(
+    ("name", "onnx_type"),
+    [
+        ("fp8_e4m3fn", TensorProto.FLOAT8E4M3FN),
+        ("fp8_e5m2", TensorProto.FLOAT8E5M2),
+        ("fp8_e4m3fnuz", TensorProto.FLOAT8E4M3FNUZ),
+        ("fp8_e5m2fnuz", TensorProto.FLOAT8E5M2FNUZ),
+    ],
+)
+def test_saturate_matches_onnx_cast(name, onnx_type):
+    node = helper.make_node("Cast", ["x"], ["y"], to=onnx_type, saturate=1)
+    graph = helper.make_graph(
+        [node],
+        "cast",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])],
+        [helper.make_tensor_value_info("y", onnx_type, [None])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    rng = np.random.default_rng(2)
+    fmt = FORMATS[name]
+    x = np.concatenate(
+        [rng.uniform(-3, 3, 20_000) * fmt.max, [np.inf, -np.inf, np.nan, 0.0]]
+    ).astype(np.float32)
+    (y,) = ReferenceEvaluator(model).run(None, {"x": x})
+    expected = np.asarray(y).view(np.uint8).astype(np.uint64)
+    assert np.array_equal(fmt.encode(x, saturate=True).astype(np.uint64), expected)
+
+
+def test_quantize_fields_and_values():
+    fp8 = FORMATS["fp8_e4m3fn"]
+    assert fp8.quantize(0.1) == 0.1015625  # 13/128: the nearest E4M3 value
+    s, e, m = fp8.fields(np.array([0x7E, 0x80]))
+    assert s.tolist() == [0, 1] and e.tolist() == [15, 0] and m.tolist() == [6, 0]
+    assert FORMATS["fp4_e2m1fn"].all_values()[8:].tolist() == [
+        -0.0,
+        -0.5,
+        -1.0,
+        -1.5,
+        -2.0,
+        -3.0,
+        -4.0,
+        -6.0,
+    ]
+    assert FORMATS["tf32"].quantize(1 + 2**-11) == 1.0  # a tie: to even
+    assert FORMATS["tf32"].quantize(1 + 3 * 2**-11) == 1 + 2**-9
+    custom = FloatFormat("e3m4", 3, 4)
+    assert custom.max == 15.5 and custom.bits == 8
+
+
+def test_bad_formats_and_codes():
+    with pytest.raises(ValueError, match="exp_bits must be in"):
+        FloatFormat("x", 0, 3)
+    with pytest.raises(ValueError, match="exp_bits must be in"):
+        FloatFormat("x", 1, 3)  # IEEE specials need two exponent codes at least
+    with pytest.raises(ValueError, match="man_bits must be in"):
+        FloatFormat("x", 11, 53)
+    with pytest.raises(ValueError, match=r"exp_bits must be in \[2, 11\]"):
+        FloatFormat("x", 12, 3)  # more than fp64's range
+    with pytest.raises(ValueError, match="specials must be one of"):
+        FloatFormat("x", 4, 3, specials="nan")
+    with pytest.raises(ValueError, match=r"codes must be in \[0, 2\*\*8 - 1\]"):
+        FORMATS["fp8_e4m3fn"].decode(256)
+    with pytest.raises(TypeError, match="codes must be integers"):
+        FORMATS["fp8_e4m3fn"].decode(1.5)
+    with pytest.raises(TypeError, match="x must be real numbers"):
+        FORMATS["fp16"].encode(["a"])
