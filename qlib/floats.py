@@ -227,8 +227,20 @@ class FloatFormat:
         # no NaN at all: ml_dtypes writes a zero with the sign bit inverted
         return (sign ^ np.uint64(1)) << np.uint64(top)
 
-    def encode(self, x: ArrayLike, saturate: bool = False) -> np.ndarray:
-        """Round ``x`` to the nearest value of this format; return the codes.
+    def encode(
+        self,
+        x: ArrayLike,
+        saturate: bool = False,
+        *,
+        rounding: str = "nearest",
+        seed: int | None = None,
+    ) -> np.ndarray:
+        """Round ``x`` to a value of this format; return the codes.
+
+        ``rounding="nearest"`` (the default) rounds to nearest, ties to even.
+        ``rounding="stochastic"`` rounds up with probability equal to the
+        fraction of the gap that ``x`` covers, so that the rounding is unbiased
+        on average (seeded by ``seed``; not for E8M0).
 
         Example:
             >>> fp8 = FORMATS["fp8_e4m3fn"]
@@ -249,16 +261,25 @@ class FloatFormat:
             x = given.astype(np.float64).reshape(-1)
         if saturate:
             x = np.clip(x, -self.max, self.max)  # NaN stays NaN
+        if rounding not in ("nearest", "stochastic"):
+            raise ValueError(
+                f"rounding must be 'nearest' or 'stochastic'; got {rounding!r}"
+            )
         if self.specials == "e8m0":
+            if rounding != "nearest":
+                raise ValueError("e8m0fnu only rounds to nearest")
             out = self._encode_e8m0(x)
         else:
-            out = self._encode(x)
+            rng = np.random.default_rng(seed) if rounding == "stochastic" else None
+            out = self._encode(x, rng)
             if self.nan_payload and given.dtype.kind == "f":
                 out = self._keep_payload(out, given.reshape(-1))
         out = out.astype(self.code_dtype).reshape(shape)
         return out[()] if len(shape) == 0 else out
 
-    def _encode(self, x: np.ndarray) -> np.ndarray:
+    def _encode(
+        self, x: np.ndarray, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
         M = self.man_bits
         sign = np.signbit(x).astype(np.uint64)
         a = np.abs(x)
@@ -267,7 +288,11 @@ class FloatFormat:
         _, e2 = np.frexp(a_fin)  # a = f * 2**e2, f in [0.5, 1)
         emin = 1 - self.bias
         e_eff = np.maximum(e2.astype(np.int64) - 1, emin)  # binade (subnormals: emin)
-        r = np.rint(np.ldexp(a_fin, M - e_eff))  # ties to even, in units of the ulp
+        scaled = np.ldexp(a_fin, M - e_eff)  # in units of the ulp: exact
+        if rng is None:
+            r = np.rint(scaled)  # ties to even
+        else:  # up with probability frac(scaled)
+            r = np.floor(scaled) + (rng.random(scaled.shape) < scaled % 1)
         carry = r >= 2.0 ** (M + 1)  # rounded up into the next binade
         r = np.where(carry, r / 2, r)
         e_eff = e_eff + carry
@@ -328,14 +353,107 @@ class FloatFormat:
         bad = ~(x > 0) | ~np.isfinite(x) | (code > self._e_max_field - 1)
         return np.where(bad, np.int64(self._e_max_field), code).astype(np.uint64)
 
-    def quantize(self, x: ArrayLike, saturate: bool = False) -> NDArray[np.float64]:
+    def quantize(
+        self, x: ArrayLike, saturate: bool = False, **kw
+    ) -> NDArray[np.float64]:
         """``decode(encode(x))``: ``x`` rounded to this format, as float64.
 
         Example:
             >>> FORMATS["fp4_e2m1fn"].quantize([0.3, 2.6, 100.0])
             array([0.5, 3. , 6. ])
         """
-        return self.decode(self.encode(x, saturate))
+        return self.decode(self.encode(x, saturate, **kw))
+
+    def classify(self, codes: ArrayLike) -> NDArray[np.str_]:
+        """``"zero"``, ``"subnormal"``, ``"normal"``, ``"inf"`` or ``"nan"`` per code.
+
+        Example:
+            >>> FORMATS["fp8_e5m2"].classify([0x00, 0x01, 0x3C, 0x7C, 0x7E]).tolist()
+            ['zero', 'subnormal', 'normal', 'inf', 'nan']
+        """
+        _s, e, m = (np.asarray(f) for f in self.fields(codes))
+        value = np.asarray(self.decode(codes))
+        kind = np.where(e == 0, np.where(m == 0, "zero", "subnormal"), "normal")
+        if self.specials == "e8m0":
+            kind = np.full(value.shape, "normal")
+        kind = np.where(np.isinf(value), "inf", kind)
+        kind = np.where(np.isnan(value), "nan", kind).astype("<U9")
+        return kind[()] if np.ndim(codes) == 0 else kind
+
+    def ulp(self, x: ArrayLike) -> NDArray[np.float64]:
+        """The gap between ``x`` (rounded to this format) and the next value up
+        in magnitude: ``2^(max(e, 1 - bias) - M)`` for a value in binade ``e``.
+
+        Example:
+            >>> FORMATS["fp8_e4m3fn"].ulp([1.0, 300.0, 0.0]).tolist()
+            [0.125, 32.0, 0.001953125]
+        """
+        q = np.abs(np.asarray(self.quantize(x), dtype=np.float64))
+        _, e2 = np.frexp(np.where(np.isfinite(q) & (q > 0), q, 0.0))
+        if self.specials == "e8m0":
+            gap = np.where(np.isfinite(q), q, np.nan)
+        else:  # zero sits in the subnormal binade
+            exponent = np.maximum(e2.astype(np.int64) - 1, 1 - self.bias)
+            exponent = np.where(q == 0, 1 - self.bias, exponent)
+            gap = np.where(
+                np.isfinite(q), np.ldexp(1.0, exponent - self.man_bits), np.nan
+            )
+        return gap[()] if np.ndim(x) == 0 else gap
+
+    def _step(self, x: ArrayLike, up: bool) -> NDArray[np.float64]:
+        x = np.asarray(x, dtype=np.float64)
+        beyond = np.inf if self.specials == "ieee" else np.nan
+        if self.specials == "e8m0":
+            q = np.asarray(self.quantize(np.where(x > 0, x, np.nan)), dtype=np.float64)
+            done = (q > x) if up else (q < x)
+            moved = q * (2.0 if up else 0.5)
+            moved = np.where(
+                (moved > self.max) | (moved < self.min_normal), np.nan, moved
+            )
+            out = np.where(done, q, moved)
+        else:
+            # order the values by a signed integer key: +-magnitude code
+            mask = 2 ** (self.bits - 1) - 1
+            top_key = int(self.encode(self.max)) & mask
+            inside = np.clip(x, -self.max, self.max)
+            q = np.asarray(self.quantize(inside), dtype=np.float64)
+            done = (q > x) if up else (q < x)
+            code = np.asarray(self.encode(q)).astype(np.int64)
+            key = np.where(np.signbit(q), -(code & mask), code & mask)
+            old, key = key, key + (1 if up else -1)
+            code = np.where(key < 0, (1 << (self.bits - 1)) | -key, key)
+            if self.specials != "fnuz":  # up from below zero arrives at -0
+                code = np.where((key == 0) & (old < 0), 1 << (self.bits - 1), code)
+            moved = self.decode(np.clip(code, 0, 2**self.bits - 1).astype(np.uint64))
+            moved = np.where(key > top_key, beyond, moved)
+            moved = np.where(key < -top_key, -beyond, moved)
+            out = np.where(done, q, moved)
+            above, below = x >= self.max, x <= -self.max
+            if up:
+                out = np.where(above, beyond, np.where(x < -self.max, -self.max, out))
+            else:
+                out = np.where(below, -beyond, np.where(x > self.max, self.max, out))
+        out = np.where(np.isnan(x), np.nan, out)
+        return out[()] if out.ndim == 0 else out
+
+    def next_up(self, x: ArrayLike) -> NDArray[np.float64]:
+        """The smallest value of this format greater than ``x`` (inf, or NaN for
+        formats without inf, past the largest).
+
+        Example:
+            >>> FORMATS["fp4_e2m1fn"].next_up([1.0, 2.5, -0.5, 0.0]).tolist()
+            [1.5, 3.0, -0.0, 0.5]
+        """
+        return self._step(x, up=True)
+
+    def next_down(self, x: ArrayLike) -> NDArray[np.float64]:
+        """The largest value of this format less than ``x``.
+
+        Example:
+            >>> FORMATS["fp4_e2m1fn"].next_down([1.0, 2.5, 0.5]).tolist()
+            [0.5, 2.0, 0.0]
+        """
+        return self._step(x, up=False)
 
     def all_values(self) -> NDArray[np.float64]:
         """The value of every code, in code order (formats of at most 16 bits).

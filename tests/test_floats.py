@@ -190,3 +190,67 @@ def test_bad_formats_and_codes():
         FORMATS["fp8_e4m3fn"].decode(1.5)
     with pytest.raises(TypeError, match="x must be real numbers"):
         FORMATS["fp16"].encode(["a"])
+
+
+@pytest.mark.parametrize("name", [n for n in ORACLES if n != "e8m0fnu"])
+def test_next_up_and_down_match_nextafter(name):
+    fmt, dtype = FORMATS[name], ORACLES[name]
+    values = fmt.all_values()
+    v = values[np.isfinite(values) & (np.abs(values) < fmt.max)]
+    with np.errstate(invalid="ignore"):
+        typed = v.astype(np.float32).astype(dtype)
+        top = np.full(v.shape, fmt.max, np.float32).astype(dtype)
+        up = np.nextafter(typed, top).astype(np.float64)
+        down = np.nextafter(typed, (-top.astype(np.float32)).astype(dtype))
+    assert same_bits(fmt.next_up(v), up)
+    assert same_bits(fmt.next_down(v), down.astype(np.float64))
+    # between two values: the neighbour on that side
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-fmt.max, fmt.max, 10_000)
+    finite = np.unique(values[np.isfinite(values)])
+    above = finite[np.searchsorted(finite, x, side="right")]
+    below = finite[np.searchsorted(finite, x, side="left") - 1]
+    assert np.array_equal(fmt.next_up(x), above)
+    assert np.array_equal(fmt.next_down(x), below)
+    beyond = np.inf if fmt.specials == "ieee" else np.nan
+    assert same_bits(fmt.next_up(fmt.max), np.float64(beyond))
+    assert same_bits(fmt.next_down(-fmt.max), np.float64(-beyond))
+    assert fmt.next_up(-2 * fmt.max) == -fmt.max
+
+
+def test_ulp_matches_numpy_spacing_for_fp16():
+    fp16 = FORMATS["fp16"]
+    v = fp16.all_values()
+    v = v[np.isfinite(v) & (v >= 0) & (v < fp16.max)]
+    assert np.array_equal(
+        fp16.ulp(v), np.spacing(v.astype(np.float16)).astype(np.float64)
+    )
+    assert FORMATS["e8m0fnu"].ulp(8.0) == 8.0
+
+
+@pytest.mark.parametrize("name", [n for n in ORACLES if n != "e8m0fnu"])
+def test_classify(name):
+    fmt = FORMATS[name]
+    codes = np.arange(2**fmt.bits, dtype=np.uint64)
+    v = fmt.decode(codes)
+    kinds = fmt.classify(codes)
+    assert np.array_equal(kinds == "nan", np.isnan(v))
+    assert np.array_equal(kinds == "inf", np.isinf(v))
+    assert np.array_equal(kinds == "zero", v == 0)
+    finite = np.isfinite(v) & (v != 0)
+    assert np.array_equal(kinds == "subnormal", finite & (np.abs(v) < fmt.min_normal))
+    assert np.array_equal(kinds == "normal", finite & (np.abs(v) >= fmt.min_normal))
+
+
+def test_stochastic_rounding_is_unbiased_and_seeded():
+    fp8 = FORMATS["fp8_e4m3fn"]
+    x = np.full(200_000, 1.03)  # between 1.0 and 1.125
+    q = fp8.quantize(x, rounding="stochastic", seed=0)
+    assert set(np.unique(q).tolist()) == {1.0, 1.125}
+    assert abs(q.mean() - 1.03) < 1e-3  # rounding to nearest would give 1.0
+    again = fp8.quantize(x, rounding="stochastic", seed=0)
+    assert np.array_equal(q, again)
+    exact = fp8.all_values()[np.isfinite(fp8.all_values())]
+    assert same_bits(fp8.quantize(exact, rounding="stochastic", seed=1), exact)
+    with pytest.raises(ValueError, match="rounding must be"):
+        fp8.encode(1.0, rounding="up")
