@@ -257,6 +257,12 @@ class FloatFormat:
                 f"x must be real numbers; got an array of dtype {given.dtype}"
             )
         shape = given.shape
+        if given.dtype == np.float32 and rounding == "nearest" and self._fits_float32:
+            flat = np.ascontiguousarray(given).reshape(-1)
+            if saturate:
+                flat = np.clip(flat, np.float32(-self.max), np.float32(self.max))
+            out = self._encode_float32(flat).reshape(shape)
+            return out[()] if len(shape) == 0 else out
         with np.errstate(invalid="ignore"):  # signalling NaNs are fine here
             x = given.astype(np.float64).reshape(-1)
         if saturate:
@@ -310,6 +316,60 @@ class FloatFormat:
         if nan.any():
             code = np.where(nan, self._nan_code(sign), code)
         return code
+
+    @property
+    def _fits_float32(self) -> bool:
+        """Narrower than float32 in range and precision (fp32 itself excluded)."""
+        return (
+            self.specials != "e8m0"
+            and self.man_bits < 23
+            and 1 - self.bias >= -126
+            and self._e_max_field - self.bias <= 127
+            and not self.nan_payload
+        )
+
+    def _encode_float32(self, x: np.ndarray) -> np.ndarray:
+        """The same rounding as :meth:`_encode`, done on float32 bit patterns.
+
+        In the normal range the exponent is re-biased and the mantissa rounded
+        to nearest-even with integer arithmetic.  Below it, adding the constant
+        ``C = 2^(23 + 1 - bias - M)`` makes the float32 adder itself round to
+        the format's subnormal step (the ulp of ``C``), and the low bits of the
+        sum count the steps.
+        """
+        M, shift = self.man_bits, 23 - self.man_bits
+        u = x.view(np.uint32)
+        magnitude = u & np.uint32(0x7FFFFFFF)
+        mag = magnitude.view(np.int32) - np.int32((127 - self.bias) << 23)
+        lsb = mag >> shift
+        lsb &= 1
+        mag += np.int32((1 << (shift - 1)) - 1)
+        mag += lsb
+        mag >>= shift
+        c = np.float32(2.0 ** (23 + 1 - self.bias - M))
+        small = magnitude < np.uint32((127 + 1 - self.bias) << 23)
+        steps = (magnitude.view(np.float32) + c).view(np.int32) - c.view(np.int32)
+        mag = np.where(small, steps, mag)
+        top = self._magnitude_code_of_max()
+        nan = magnitude > np.uint32(0x7F800000)
+        any_nan = bool(nan.any())
+        dtype = self.code_dtype
+        sign = (u >> np.uint32(31)).astype(dtype)
+        if self.specials == "fnuz":
+            bad = (mag > top) | (magnitude >= np.uint32(0x7F800000))
+            sign[mag == 0] = 0  # no negative zero
+            code = mag.astype(dtype) | (sign << dtype.type(self.bits - 1))
+            code[bad] = 2 ** (self.bits - 1)  # the only NaN
+            return code
+        # ieee: past the top is infinity; fn: the NaN code; none: saturate
+        np.minimum(mag, top + (0 if self.specials == "none" else 1), out=mag)
+        code = mag.astype(dtype) | (sign << dtype.type(self.bits - 1))
+        if any_nan:
+            code[nan] = self._nan_code(sign[nan].astype(np.uint64)).astype(dtype)
+        return code
+
+    def _magnitude_code_of_max(self) -> int:
+        return int(self._encode(np.array([self.max]))[0])  # max is positive
 
     def _keep_payload(self, code: np.ndarray, given: np.ndarray) -> np.ndarray:
         """NumPy's rule: a NaN keeps the top bits of its payload (and stays a NaN)."""

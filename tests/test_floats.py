@@ -254,3 +254,18 @@ def test_stochastic_rounding_is_unbiased_and_seeded():
     assert same_bits(fp8.quantize(exact, rounding="stochastic", seed=1), exact)
     with pytest.raises(ValueError, match="rounding must be"):
         fp8.encode(1.0, rounding="up")
+
+
+@pytest.mark.parametrize("name", [n for n in FORMATS if FORMATS[n].bits <= 16])
+def test_float32_fast_path_equals_the_general_rounding(name):
+    fmt = FORMATS[name]
+    x = rounding_inputs(fmt, seed=7)[:300_000]
+    with np.errstate(invalid="ignore"):
+        wide = x.astype(np.float64)
+    for saturate in (False, True):
+        fast = fmt.encode(x, saturate=saturate)
+        general = fmt.encode(wide, saturate=saturate)
+        if fmt.nan_payload:  # payload bits differ by design between the paths
+            keep = ~np.isnan(x)
+            fast, general = fast[keep], general[keep]
+        assert np.array_equal(fast, general)
