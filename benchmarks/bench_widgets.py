@@ -35,6 +35,10 @@ CASES = [
     (widgets.ImageBitDepth, "bits", (3, 4)),
     (widgets.CompandingExplorer, "level_db", (-40.0, -39.0)),
     (widgets.CompandingExplorer, "bits", (8, 9)),
+    (widgets.FloatExplorer, "value", ("0.1", "0.2")),
+    (widgets.FloatExplorer, "format", ("bf16", "fp8_e4m3fn")),
+    (widgets.FormatHistogram, "format", ("fp8_e4m3fn", "fp4_e2m1fn")),
+    (widgets.FormatHistogram, "distribution", ("normal", "outliers")),
 ]
 
 

@@ -481,10 +481,13 @@ class FloatFormat:
             code = np.asarray(self.encode(q)).astype(np.int64)
             key = np.where(np.signbit(q), -(code & mask), code & mask)
             old, key = key, key + (1 if up else -1)
-            code = np.where(key < 0, (1 << (self.bits - 1)) | -key, key)
+            sign_bit = np.uint64(1) << np.uint64(self.bits - 1)
+            inside_key = np.clip(key, -top_key, top_key)  # beyond: replaced below
+            magnitude = np.abs(inside_key).astype(np.uint64)
+            code = np.where(inside_key < 0, sign_bit | magnitude, magnitude)
             if self.specials != "fnuz":  # up from below zero arrives at -0
-                code = np.where((key == 0) & (old < 0), 1 << (self.bits - 1), code)
-            moved = self.decode(np.clip(code, 0, 2**self.bits - 1).astype(np.uint64))
+                code = np.where((key == 0) & (old < 0), sign_bit, code)
+            moved = self.decode(code)
             moved = np.where(key > top_key, beyond, moved)
             moved = np.where(key < -top_key, -beyond, moved)
             out = np.where(done, q, moved)

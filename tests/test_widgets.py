@@ -128,3 +128,38 @@ def test_companding_explorer_level_and_bits():
     ex.controls["bits"].value = 10
     assert not np.array_equal(ex.curve_lin.get_data()[1], y_lin)
     assert np.allclose(ex.mark.get_data()[0], 0)
+
+
+# -------------------------------------------------------------- chapters 04-05
+
+
+def test_float_explorer_typing_clicking_and_switching():
+    from qlib.floats import FORMATS
+
+    ex = widgets.FloatExplorer(fmt="bf16", value="0.1")
+    assert ex.code == int(FORMATS["bf16"].encode(0.1)) and ex.value == 0.10009765625
+    assert "".join(b.description for b in ex.buttons) == ex.pattern
+    assert "rounding error" in ex.view.value and "0.1000976562" in ex.view.value
+    ex.controls["value"].value = "-2.5"
+    assert ex.code == 0xC020 and ex.pattern.startswith("1")
+    ex.buttons[0].value = False  # the sign bit
+    assert ex.value == 2.5 and ex.controls["value"].value == "2.5"
+    ex.controls["format"].value = "fp8_e4m3fn"
+    assert len(ex.buttons) == 8 and ex.value == 2.5
+    ex.controls["value"].value = "1000"
+    assert np.isnan(ex.value) and "nan" in ex.view.value
+    ex.controls["format"].value = "fp64"
+    assert len(ex.buttons) == 64 and ex.value == 1000.0
+    ex.controls["value"].value = "not a number"
+    assert "cannot read" in ex.view.value
+
+
+def test_format_histogram_follows_format_and_data():
+    ex = widgets.FormatHistogram(fmt="fp8_e4m3fn", distribution="normal")
+    fp8 = ex.sqnr
+    ex.controls["format"].value = "fp4_e2m1fn"
+    assert ex.sqnr < fp8 - 10  # two mantissa bits fewer: about 12 dB
+    ex.controls["format"].value = "bf16"
+    assert ex.sqnr > fp8
+    ex.controls["distribution"].value = "outliers"
+    assert "outliers" in ex.ax.get_title()
