@@ -388,7 +388,7 @@ class SamplingExplorer(Explorer):
         self.fig, (self.ax, self.ax_err, self.ax_hist) = new_figure(
             3, 1, figsize=(6.4, 6.0)
         )
-        t = np.linspace(0, 1, 1000)
+        t = np.linspace(0, 1, 300)
         self.ax.plot(
             t,
             signals.sine(t, self.freq, 0.9),
