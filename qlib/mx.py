@@ -102,8 +102,8 @@ def mx_quantize(
     blocks, shape = _blocks(x, block_size)
     element = MX_ELEMENTS[fmt]
     amax = np.abs(blocks).max(axis=-1)
-    with np.errstate(divide="ignore"):
-        exponent = np.floor(np.log2(amax)) - _emax(element)
+    _, e2 = np.frexp(amax)  # amax = f * 2**e2, f in [0.5, 1): floor(log2) is exact
+    exponent = (e2.astype(np.int64) - 1) - _emax(element)
     exponent = np.where(amax > 0, exponent, -127)  # an all-zero block: the least scale
     exponent = np.clip(exponent, -127, 127)
     scales = E8M0.encode(np.ldexp(1.0, exponent.astype(np.int64)))

@@ -88,6 +88,12 @@ def test_nvfp4_two_level_scaling():
     assert t.dequantize().tolist() == pytest.approx([6.0] * 16 + [0.75] * 16, rel=1e-6)
 
 
+def test_scale_exponent_is_the_exact_floor_of_log2():
+    # np.log2 rounds 2**60 - 128 up to 60.0; the binade is 59: X = 2^(59 - 8)
+    t = mx.mx_quantize([np.nextafter(2.0**60, 0)], "mxfp8_e4m3", block_size=1)
+    assert scale_of(t).tolist() == [2.0**51]
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="fmt must be one of"):
         mx.mx_quantize([1.0], "mxfp5")
