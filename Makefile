@@ -36,6 +36,7 @@ exercises: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_integers.py
+	$(BIN)/python benchmarks/bench_floats.py
 	$(BIN)/python benchmarks/bench_widgets.py
 	$(BIN)/python benchmarks/bench_grade.py
 
