@@ -18,8 +18,9 @@ import PIL.Image
 from cycler import cycler
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
-__all__ = ["COLORS", "STYLE", "new_figure", "png_bytes", "use_style"]
+__all__ = ["COLORS", "STYLE", "Layers", "new_figure", "png_bytes", "use_style"]
 
 COLORS = {
     "blue": "#0072B2",
@@ -94,13 +95,98 @@ def png_bytes(fig: Figure) -> bytes:
         >>> png_bytes(fig)[:4]
         b'\\x89PNG'
     """
+    canvas = _agg_canvas(fig)
+    with mpl.rc_context(STYLE):
+        canvas.draw()
+        _freeze_layout(fig)
+    return _encode(canvas)
+
+
+class Layers:
+    """Frames of a figure in which only a few artists change.
+
+    Drawing a figure is mostly drawing its axes: ticks, tick labels, grid.
+    When a widget moves a line and leaves the axes alone, those need not be
+    drawn again.  ``Layers`` draws the figure once without the ``moving``
+    artists (they are marked animated), keeps that picture, and for each
+    frame pastes it back and draws the moving artists on top, in z-order.
+
+    The kept picture is drawn again whenever any axes' limits change, or
+    after :meth:`invalidate` (call it when a widget changes anything else
+    that is not in ``moving``: text, ticks, a static line).  Every frame, the
+    first included, goes through the same path, so a frame does not depend on
+    whether the kept picture was fresh.
+
+    Example:
+        >>> fig, ax = new_figure()
+        >>> (line,) = ax.plot([0, 1], [0, 1])
+        >>> layers = Layers(fig, [line])
+        >>> first = layers.png()
+        >>> line.set_ydata([1, 0])
+        >>> layers.png() != first
+        True
+        >>> line.set_ydata([0, 1])
+        >>> layers.png() == first
+        True
+    """
+
+    def __init__(self, fig: Figure, moving) -> None:
+        self.fig = fig
+        self.moving = sorted(moving, key=lambda artist: artist.get_zorder())
+        self._background = None
+        self._key: tuple | None = None
+        self.redraws = 0  # how many times the kept picture was drawn
+
+    def invalidate(self) -> None:
+        """Draw the kept picture again at the next frame."""
+        self._background = None
+
+    def _limits(self) -> tuple:
+        return tuple((*ax.get_xlim(), *ax.get_ylim()) for ax in self.fig.axes)
+
+    def png(self) -> bytes:
+        """The current frame as PNG bytes."""
+        canvas = _agg_canvas(self.fig)
+        with mpl.rc_context(STYLE):
+            if _has_layout(self.fig):
+                # lay out once with every artist in place, then keep it
+                canvas.draw()
+                _freeze_layout(self.fig)
+            key = self._limits()
+            if self._background is None or key != self._key:
+                for artist in self.moving:
+                    artist.set_animated(True)
+                canvas.draw()
+                self._background = canvas.copy_from_bbox(self.fig.bbox)
+                self._key = key
+                self.redraws += 1
+            else:
+                canvas.restore_region(self._background)
+            renderer = canvas.get_renderer()
+            for artist in self.moving:
+                artist.draw(renderer)
+        return _encode(canvas)
+
+
+def _agg_canvas(fig: Figure) -> FigureCanvasAgg:
     canvas = fig.canvas
     if not isinstance(canvas, FigureCanvasAgg):
         canvas = FigureCanvasAgg(fig)
-    with mpl.rc_context(STYLE):
-        canvas.draw()
-        if fig.get_layout_engine() is not None:
-            fig.set_layout_engine("none")
+    return canvas
+
+
+def _has_layout(fig: Figure) -> bool:
+    """Whether drawing ``fig`` would lay it out (again)."""
+    engine = fig.get_layout_engine()
+    return engine is not None and not isinstance(engine, PlaceHolderLayoutEngine)
+
+
+def _freeze_layout(fig: Figure) -> None:
+    if _has_layout(fig):
+        fig.set_layout_engine("none")
+
+
+def _encode(canvas: FigureCanvasAgg) -> bytes:
     rgba = np.asarray(canvas.buffer_rgba())
     buf = io.BytesIO()
     PIL.Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=3)

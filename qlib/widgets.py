@@ -4,7 +4,10 @@ Every explorer follows one pattern:
 
 * its state is computed by a pure qlib function of the control values;
 * a change of a control updates matplotlib artists in place (``set_data``,
-  ``set_text``) and re-renders the picture, never rebuilding the figure;
+  ``set_text``) and re-renders the picture, never rebuilding the figure; the
+  artists that change are listed in ``moving`` and the rest of the figure is
+  kept as a picture (:class:`qlib.plot.Layers`), so that a frame costs a few
+  lines, not a whole figure of ticks and labels;
 * it draws its default state at creation, and its rich display carries a
   static copy (PNG or HTML) next to the live widget, so a notebook read on
   GitHub, or converted to HTML, still shows the figure.
@@ -25,7 +28,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from . import integers
-from .plot import COLORS, new_figure, png_bytes
+from .plot import COLORS, Layers, new_figure
 
 __all__ = [
     "BitFlipper",
@@ -44,8 +47,10 @@ class Explorer:
     """Base class: ``controls`` wired to ``_redraw``, a live view and a static copy.
 
     Subclasses build ``self.controls`` (name -> widget) and ``self.view`` (an
-    ``ipywidgets.Image`` for figures or ``ipywidgets.HTML`` for tables), then
-    call :meth:`_finish`.
+    ``ipywidgets.Image`` for figures or ``ipywidgets.HTML`` for tables), list
+    in ``self.moving`` the artists that ``_redraw`` changes (a figure's axes
+    limits may change too; anything else that changes calls
+    ``self.layers.invalidate()``), then call :meth:`_finish`.
     """
 
     title = "explorer"
@@ -53,9 +58,14 @@ class Explorer:
     controls: dict[str, widgets.Widget]
     view: widgets.Widget
     box: widgets.Box
+    moving: list
 
     def _finish(self, layout: widgets.Box | None = None) -> None:
         self.box = layout or widgets.VBox([*self.controls.values(), self.view])
+        if isinstance(self.view, widgets.Image):
+            if not self.moving:
+                raise TypeError(f"{type(self).__name__}.moving lists no artists")
+            self.layers = Layers(self.fig, self.moving)
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
         self._busy = False
@@ -69,7 +79,7 @@ class Explorer:
         """Recompute the state from the controls and refresh the view."""
         self._redraw()
         if isinstance(self.view, widgets.Image):
-            self.view.value = png_bytes(self.fig)
+            self.view.value = self.layers.png()
 
     def _redraw(self) -> None:
         raise NotImplementedError
@@ -127,7 +137,8 @@ class LevelsDemo(Explorer):
             self.t, self.x, color=COLORS["vermillion"], label="rounded $x_q$"
         )
         self.ax.set(xlabel="time (s)", ylabel="amplitude", ylim=(-1.15, 1.15))
-        self.ax.legend(loc="upper right")
+        legend = self.ax.legend(loc="upper right")
+        self.moving = [self.line, self.ax.title, legend]
         self._finish()
 
     def _redraw(self) -> None:
@@ -257,6 +268,7 @@ class NumberWheel(Explorer):
         (self.seam,) = self.ax.plot([], [], "--", color=COLORS["vermillion"], lw=1.5)
         self.labels: list = []
         self._bits_drawn = 0
+        self.moving = [self.path, self.start, self.end, self.ax.title]
         self._finish()
 
     @staticmethod
@@ -264,6 +276,7 @@ class NumberWheel(Explorer):
         return np.pi / 2 - 2 * np.pi * np.asarray(code, float) / 2**bits
 
     def _draw_wheel(self, bits: int) -> None:
+        self.layers.invalidate()  # the dots, labels and seam are not moving
         for text in self.labels:
             text.remove()
         codes = np.arange(2**bits)
@@ -358,7 +371,8 @@ class SamplingExplorer(Explorer):
     """Sample a sine at ``rate`` Hz and quantize it to ``bits`` bits.
 
     Panels: the signal with its samples and their quantized values; the
-    quantization error of each sample with the bounds ``±delta/2``; and the
+    quantization error of each sample in units of the step ``delta``, with
+    the bounds ``±1/2``; and the
     histogram of the error over many samples against the uniform density
     ``1/delta``.
 
@@ -406,11 +420,17 @@ class SamplingExplorer(Explorer):
             label="quantized $x_q[n]$",
         )
         self.ax.set(xlabel="time (s)", ylabel="amplitude", ylim=(-1.1, 1.1))
-        self.ax.legend(loc="upper right", fontsize=8)
+        legend = self.ax.legend(loc="upper right", fontsize=8)
+        # the error in units of the step: its bounds are +-1/2 at every depth
         (self.err,) = self.ax_err.plot([], [], "o", color=COLORS["vermillion"], ms=3)
-        self.bound_hi = self.ax_err.axhline(0, color=COLORS["black"], ls="--", lw=1)
-        self.bound_lo = self.ax_err.axhline(0, color=COLORS["black"], ls="--", lw=1)
-        self.ax_err.set(xlabel="time (s)", ylabel="error $e[n]$", xlim=(0, 1))
+        for bound in (-0.5, 0.5):
+            self.ax_err.axhline(bound, color=COLORS["black"], ls="--", lw=1)
+        self.ax_err.set(
+            xlabel="time (s)",
+            ylabel="error $e[n]$ / $\\Delta$",
+            xlim=(0, 1),
+            ylim=(-0.75, 0.75),
+        )
         # the histogram uses many samples of an incommensurate sine
         self.busy = signals.sine(np.arange(20_000) / 997.0, 13.1, 0.9)
         self.hist = self.ax_hist.stairs(
@@ -420,17 +440,37 @@ class SamplingExplorer(Explorer):
             color=COLORS["orange"],
             alpha=0.7,
         )
-        (self.density,) = self.ax_hist.plot(
-            [], [], color=COLORS["black"], label="uniform: $1/\\Delta$"
+        self.ax_hist.plot(
+            [-0.5, -0.5, 0.5, 0.5],
+            [0, 1, 1, 0],
+            color=COLORS["black"],
+            label="uniform: $1/\\Delta$",
         )
+        # one height for every depth: the tallest histogram is at 1 bit
+        top = max(self._error_density(b)[0].max() for b in range(1, 13))
         self.ax_hist.set(
             xlabel="error / $\\Delta$",
             ylabel="density × $\\Delta$",
             xlim=(-0.75, 0.75),
-            ylim=(0, 1.6),
+            ylim=(0, 1.1 * top),
         )
-        self.ax_hist.legend(loc="upper right", fontsize=8)
+        hist_legend = self.ax_hist.legend(loc="upper right", fontsize=8)
+        self.moving = [
+            self.samples,
+            self.levels,
+            self.err,
+            self.hist,
+            self.ax.title,
+            legend,
+            hist_legend,
+        ]
         self._finish()
+
+    def _error_density(self, bits: int) -> tuple[np.ndarray, np.ndarray]:
+        """Histogram (density, edges) of the busy sine's error, in units of delta."""
+        s = self._s
+        e = (s.quantize_uniform(self.busy, bits) - self.busy) / s.step(bits)
+        return np.histogram(e, bins=20, range=(-0.5, 0.5), density=True)
 
     def _redraw(self) -> None:
         s = self._s
@@ -442,15 +482,8 @@ class SamplingExplorer(Explorer):
         self.e = self.x_q - self.x
         self.samples.set_data(self.t, self.x)
         self.levels.set_data(np.append(self.t, 1.0), np.append(self.x_q, self.x_q[-1]))
-        self.err.set_data(self.t, self.e)
-        self.bound_hi.set_ydata([delta / 2] * 2)
-        self.bound_lo.set_ydata([-delta / 2] * 2)
-        self.ax_err.set_ylim(-0.75 * delta, 0.75 * delta)
-        e_busy = (s.quantize_uniform(self.busy, bits) - self.busy) / delta
-        counts, edges = np.histogram(e_busy, bins=20, range=(-0.5, 0.5), density=True)
-        self.hist.set_data(counts, edges)
-        self.ax_hist.set_ylim(0, max(1.6, 1.1 * counts.max()))
-        self.density.set_data([-0.5, -0.5, 0.5, 0.5], [0, 1, 1, 0])
+        self.err.set_data(self.t, self.e / delta)
+        self.hist.set_data(*self._error_density(bits))
         self.ax.set_title(
             f"{bits} bits ({2**bits} levels, $\\Delta$ = {delta:.3g}), "
             f"{rate} samples/s; SQNR {s.sqnr_db(self.x, self.x_q):.1f} dB"
@@ -486,6 +519,7 @@ class ImageBitDepth(Explorer):
         self.ax_a.imshow(self.image)
         self.ax_a.set_title("8 bits: 256 levels/channel\n(the original)")
         self.im = self.ax_b.imshow(self.image)
+        self.moving = [self.im, self.ax_b.title]
         self._finish()
 
     def _redraw(self) -> None:
@@ -502,8 +536,10 @@ class ImageBitDepth(Explorer):
 class CompandingExplorer(Explorer):
     """Linear versus mu-law quantization of a sine at a chosen input level.
 
-    Left: SQNR against input level for both, with the chosen level marked.
-    Right: one period of the sine and its two quantized versions.
+    Left: SQNR against input level for both, with the chosen level marked;
+    the axes fit the curves of every depth the slider offers, so a change of
+    depth moves the curves.  Right: one period of the sine and its two
+    quantized versions, divided by the sine's amplitude.
 
     Example:
         >>> ex = CompandingExplorer(bits=8, level_db=-40)
@@ -535,8 +571,15 @@ class CompandingExplorer(Explorer):
             [], [], color=COLORS["vermillion"], label="$\\mu$-law ($\\mu$ = 255)"
         )
         (self.mark,) = self.ax.plot([], [], "ko", ms=5)
-        self.ax.set(xlabel="input level (dBFS)", ylabel="SQNR (dB)")
-        self.ax.legend(loc="upper left", fontsize=8)
+        lowest, _ = self._curves(self.controls["bits"].min)
+        highest, _ = self._curves(self.controls["bits"].max)
+        self.ax.set(
+            xlabel="input level (dBFS)",
+            ylabel="SQNR (dB)",
+            xlim=(-71, 1),
+            ylim=(min(lowest.min(), 0) - 3, highest.max() + 5),
+        )
+        legend = self.ax.legend(loc="upper left", fontsize=8)
         n = 160  # one period of the 70.7 Hz sine at 8 kHz is ~113 samples
         (self.wave,) = self.ax_wave.plot([], [], color=COLORS["sky"], label="signal")
         (self.wave_lin,) = self.ax_wave.plot(
@@ -549,12 +592,22 @@ class CompandingExplorer(Explorer):
             color=COLORS["vermillion"],
             label="$\\mu$-law",
         )
-        self.ax_wave.set(xlabel="time (ms)", ylabel="amplitude")
+        self.ax_wave.set(xlabel="time (ms)", ylabel="amplitude / sine's amplitude")
         self.ax_wave.legend(
             loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8
         )
         self._n = n
         self._bits_drawn = None
+        self.moving = [
+            self.curve_lin,
+            self.curve_mu,
+            self.mark,
+            self.wave,
+            self.wave_lin,
+            self.wave_mu,
+            self.ax.title,
+            legend,
+        ]
         self._finish()
 
     def _curves(self, bits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -572,17 +625,19 @@ class CompandingExplorer(Explorer):
             lin, mu = self._curves(bits)
             self.curve_lin.set_data(self.levels_db, lin)
             self.curve_mu.set_data(self.levels_db, mu)
-            self.ax.set(xlim=(-71, 1), ylim=(min(lin.min(), 0) - 3, lin.max() + 5))
             self._bits_drawn = bits
         x = 10 ** (level / 20) * self.unit
         q_lin, q_mu = s.quantize_uniform(x, bits), s.quantize_companded(x, bits)
         self.sqnr_linear, self.sqnr_mu = s.sqnr_db(x, q_lin), s.sqnr_db(x, q_mu)
         self.mark.set_data([level, level], [self.sqnr_linear, self.sqnr_mu])
-        n, ms = self._n, self.t[: self._n] * 1e3
-        self.wave.set_data(ms, x[:n])
-        self.wave_lin.set_data(ms, q_lin[:n])
-        self.wave_mu.set_data(ms, q_mu[:n])
-        peak = max(np.abs(x[:n]).max(), np.abs(q_lin[:n]).max()) * 1.2 + 1e-12
+        n, ms, amplitude = self._n, self.t[: self._n] * 1e3, 10 ** (level / 20)
+        self.wave.set_data(ms, x[:n] / amplitude)
+        self.wave_lin.set_data(ms, q_lin[:n] / amplitude)
+        self.wave_mu.set_data(ms, q_mu[:n] / amplitude)
+        # axes of height 1.6 times a power of two: they change only at low
+        # levels, when the linear staircase overshoots the sine by far
+        over = 1.1 * np.abs(q_lin[:n]).max() / amplitude / 1.6
+        peak = 1.6 * 2.0 ** max(0, int(np.ceil(np.log2(over))))
         self.ax_wave.set(xlim=(0, ms[-1]), ylim=(-peak, peak))
         self.ax.set_title(
             f"{bits} bits at {level:.0f} dBFS: linear {self.sqnr_linear:.1f} dB, "
@@ -754,7 +809,9 @@ class FormatHistogram(Explorer):
 
     The sample is scaled so that its largest magnitude maps to the format's
     largest value (per-tensor scaling), rounded, and scaled back.  The figure
-    shows the sample's histogram, the format's grid (scaled), and the error.
+    shows the sample's histogram, the format's grid (scaled), and the error in
+    units of the largest possible one: half the gap between the format's two
+    largest values (scaled), so that every format fills the same axes.
 
     Example:
         >>> ex = FormatHistogram(fmt="fp8_e4m3fn", distribution="normal")
@@ -817,10 +874,21 @@ class FormatHistogram(Explorer):
             lw=0.6,
             label="format's values (scaled)",
         )
-        self.ax.set(xlabel="value", ylabel="density", xlim=(-4, 4))
-        self.ax.legend(loc="upper right", fontsize=8)
+        # one height for every distribution, so that they compare at a glance
+        self.top = 1.1 * max(
+            np.histogram(x, self.edges, density=True)[0].max()
+            for x in self.samples.values()
+        )
+        self.ax.set(xlabel="value", ylabel="density", xlim=(-4, 4), ylim=(0, self.top))
+        legend = self.ax.legend(loc="upper right", fontsize=8)
         (self.err,) = self.ax_err.plot([], [], ".", ms=1.5, color=COLORS["blue"])
-        self.ax_err.set(xlabel="value", ylabel="rounding error", xlim=(-4, 4))
+        self.ax_err.set(
+            xlabel="value",
+            ylabel="error / worst case",
+            xlim=(-4, 4),
+            ylim=(-1.15, 1.15),
+        )
+        self.moving = [self.hist, self.grid, self.err, self.ax.title, legend]
         self._finish()
 
     def _redraw(self) -> None:
@@ -838,12 +906,10 @@ class FormatHistogram(Explorer):
         grid = grid[np.abs(grid) <= 4]
         if grid.size > 400:  # too dense to draw line by line: every 16th
             grid = grid[::16]
-        top = counts.max() * 1.1
-        self.grid.set_segments([[(g, 0), (g, top)] for g in grid])
-        self.ax.set_ylim(0, top)
-        self.err.set_data(x[::4], e[::4])  # a quarter of the points shows the shape
-        span = np.abs(e).max() * 1.1 + 1e-12
-        self.ax_err.set_ylim(-span, span)
+        self.grid.set_segments([[(g, 0), (g, self.top)] for g in grid])
+        largest = (fmt.max - float(fmt.next_down(fmt.max))) / 2 * scale
+        # a quarter of the points shows the shape
+        self.err.set_data(x[::4], e[::4] / largest)
         data = self.controls["distribution"].value
         self.ax.set_title(
             f"{fmt.name}, {data} data: SQNR {self.sqnr:.1f} dB, "
