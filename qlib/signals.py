@@ -30,6 +30,7 @@ __all__ = [
     "a_law_expand",
     "chirp",
     "chord",
+    "count_colours",
     "dither",
     "kmeans_palette",
     "load_sample_image",
@@ -461,6 +462,27 @@ def quantize_image(img: ArrayLike, bits: int) -> NDArray[np.float64]:
     img = np.clip(_as_signal(img, "img"), 0.0, 1.0)
     levels = 2**bits - 1
     return np.floor(img * levels + 0.5) / levels
+
+
+def count_colours(img: ArrayLike) -> int:
+    """How many distinct colours (RGB triples) an image of shape (h, w, 3) has.
+
+    Sorts the pixels lexicographically and counts the changes between
+    neighbours: the same answer as ``len(np.unique(pixels, axis=0))``, several
+    times faster on a photograph.
+
+    Example:
+        >>> count_colours(quantize_image(load_sample_image(), 1))
+        7
+    """
+    img = _as_signal(img, "img")
+    if img.ndim != 3 or img.shape[-1] != 3:
+        raise ValueError(f"img must have shape (height, width, 3); got {img.shape}")
+    pixels = img.reshape(-1, 3)
+    if len(pixels) == 0:
+        return 0
+    ordered = pixels[np.lexsort(pixels.T)]
+    return 1 + int(np.count_nonzero(np.any(ordered[1:] != ordered[:-1], axis=1)))
 
 
 def kmeans_palette(

@@ -8,6 +8,7 @@ notebook shows each explorer's default picture) and
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import matplotlib
@@ -27,6 +28,7 @@ EXPLORERS = tuple(
 )
 
 
+@functools.cache
 def explorer_parts(kind: str) -> tuple[str, int]:
     """What an explorer's live view is made of: ``("figure" | "table", sliders)``."""
     import ipywidgets

@@ -190,6 +190,22 @@ def test_images():
     assert palette.shape == (8, 3) and len(np.unique(out.reshape(-1, 3), axis=0)) <= 8
 
 
+def test_count_colours_against_numpy_unique_rows():
+    rng = np.random.default_rng(3)
+    img = S.load_sample_image()[::3, ::3]
+    cases = [S.quantize_image(img, b) for b in (1, 2, 5, 8)]
+    cases += [
+        rng.integers(0, 3, (7, 9, 3)) / 2.0,  # many repeats, ties in every column
+        np.zeros((1, 1, 3)),
+        np.full((4, 4, 3), 0.25),
+    ]
+    for case in cases:
+        assert S.count_colours(case) == len(np.unique(case.reshape(-1, 3), axis=0))
+    assert S.count_colours(np.zeros((0, 5, 3))) == 0
+    with pytest.raises(ValueError, match="img must have shape"):
+        S.count_colours(np.zeros((4, 4)))
+
+
 def test_kmeans_is_a_fixed_point_of_lloyd():
     rng = np.random.default_rng(0)
     pts = np.concatenate(

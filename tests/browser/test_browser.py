@@ -87,6 +87,12 @@ RUN_FINISHED = """(wanted) => {
             '.jp-NotebookPanel [data-mime-type="application/vnd.jupyter.stderr"]'
         ) !== null;
 }"""
+PROMPTS = """(wanted) => {
+    const cells = document.querySelectorAll(".jp-NotebookPanel .jp-Cell");
+    return wanted.map(
+        (i) => (cells[i]?.querySelector(".jp-InputPrompt")?.textContent ?? "").trim()
+    );
+}"""
 ERROR_OUTPUTS = """() => Array.from(
     document.querySelectorAll(".jp-NotebookPanel .jp-Cell"),
     (cell, i) => Array.from(
@@ -529,7 +535,7 @@ def run_in_browser(name: str, lab: Lab, browser, picture: Path) -> None:
             if i not in allowed_errors and re.search(r"Traceback|Error", text)
         ]
         assert not errors, f"{name}: error output\n" + "\n".join(errors)
-        prompts = [cells.nth(i).locator(".jp-InputPrompt").inner_text() for i in code]
+        prompts = page.evaluate(PROMPTS, code)  # one round trip, not one per cell
         not_run = [
             i for i, p in zip(code, prompts, strict=True) if not re.search(r"\d", p)
         ]
