@@ -11,26 +11,16 @@ qlib time over the median NumPy time; the target is <= 3.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _timing import median_time
+
 from qlib import integers
-
-
-def median_time(fn, repeat: int) -> float:
-    fn()  # warm up (page faults, caches)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> int:

@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
-__all__ = ["COLORS", "STYLE", "Layers", "new_figure", "png_bytes", "use_style"]
+__all__ = ["COLORS", "STYLE", "Layers", "new_figure", "use_style"]
 
 COLORS = {
     "blue": "#0072B2",
@@ -68,8 +68,8 @@ def new_figure(
 ):
     """A styled :class:`~matplotlib.figure.Figure` that pyplot does not manage.
 
-    Such a figure is never shown twice by the inline backend, and is drawn
-    with :func:`png_bytes` whenever a widget needs a fresh picture.
+    Such a figure is never shown twice by the inline backend; a widget draws
+    it with :class:`Layers` whenever it needs a fresh picture.
 
     Example:
         >>> fig, ax = new_figure()
@@ -83,25 +83,6 @@ def new_figure(
     return fig, axes
 
 
-def png_bytes(fig: Figure) -> bytes:
-    """Render ``fig`` with Agg and encode it as PNG, with no varying metadata.
-
-    The layout is computed at the first rendering and then kept, so that a
-    widget's later frames only redraw (a constrained layout would cost more
-    than the drawing itself).
-
-    Example:
-        >>> fig, ax = new_figure()
-        >>> png_bytes(fig)[:4]
-        b'\\x89PNG'
-    """
-    canvas = _agg_canvas(fig)
-    with mpl.rc_context(STYLE):
-        canvas.draw()
-        _freeze_layout(fig)
-    return _encode(canvas)
-
-
 class Layers:
     """Frames of a figure in which only a few artists change.
 
@@ -110,6 +91,8 @@ class Layers:
     drawn again.  ``Layers`` draws the figure once without the ``moving``
     artists (they are marked animated), keeps that picture, and for each
     frame pastes it back and draws the moving artists on top, in z-order.
+    The layout is computed at the first frame and then kept (a constrained
+    layout would cost more than the drawing itself).
 
     The kept picture is drawn again whenever any axes' limits change, or
     after :meth:`invalidate` (call it when a widget changes anything else
@@ -151,7 +134,7 @@ class Layers:
             if _has_layout(self.fig):
                 # lay out once with every artist in place, then keep it
                 canvas.draw()
-                _freeze_layout(self.fig)
+                self.fig.set_layout_engine("none")
             key = self._limits()
             if self._background is None or key != self._key:
                 for artist in self.moving:
@@ -179,11 +162,6 @@ def _has_layout(fig: Figure) -> bool:
     """Whether drawing ``fig`` would lay it out (again)."""
     engine = fig.get_layout_engine()
     return engine is not None and not isinstance(engine, PlaceHolderLayoutEngine)
-
-
-def _freeze_layout(fig: Figure) -> None:
-    if _has_layout(fig):
-        fig.set_layout_engine("none")
 
 
 def _encode(canvas: FigureCanvasAgg) -> bytes:

@@ -27,7 +27,7 @@ import html
 import ipywidgets as widgets
 import numpy as np
 
-from . import integers
+from . import floats, integers, signals
 from .plot import COLORS, Layers, new_figure
 
 __all__ = [
@@ -389,9 +389,6 @@ class SamplingExplorer(Explorer):
     freq = 2.0  # Hz: two periods in the one-second window
 
     def __init__(self, bits: int = 3, rate: int = 40) -> None:
-        from . import signals
-
-        self._s = signals
         self.controls = {
             "bits": widgets.IntSlider(value=bits, min=1, max=12, description="bits"),
             "rate": widgets.IntSlider(
@@ -468,17 +465,15 @@ class SamplingExplorer(Explorer):
 
     def _error_density(self, bits: int) -> tuple[np.ndarray, np.ndarray]:
         """Histogram (density, edges) of the busy sine's error, in units of delta."""
-        s = self._s
-        e = (s.quantize_uniform(self.busy, bits) - self.busy) / s.step(bits)
+        e = (signals.quantize_uniform(self.busy, bits) - self.busy) / signals.step(bits)
         return np.histogram(e, bins=20, range=(-0.5, 0.5), density=True)
 
     def _redraw(self) -> None:
-        s = self._s
         bits, rate = self.controls["bits"].value, self.controls["rate"].value
-        delta = s.step(bits)
-        self.t = s.time_axis(rate, 1.0)
-        self.x = s.sine(self.t, self.freq, 0.9)
-        self.x_q = s.quantize_uniform(self.x, bits)
+        delta = signals.step(bits)
+        self.t = signals.time_axis(rate, 1.0)
+        self.x = signals.sine(self.t, self.freq, 0.9)
+        self.x_q = signals.quantize_uniform(self.x, bits)
         self.e = self.x_q - self.x
         self.samples.set_data(self.t, self.x)
         self.levels.set_data(np.append(self.t, 1.0), np.append(self.x_q, self.x_q[-1]))
@@ -486,7 +481,7 @@ class SamplingExplorer(Explorer):
         self.hist.set_data(*self._error_density(bits))
         self.ax.set_title(
             f"{bits} bits ({2**bits} levels, $\\Delta$ = {delta:.3g}), "
-            f"{rate} samples/s; SQNR {s.sqnr_db(self.x, self.x_q):.1f} dB"
+            f"{rate} samples/s; SQNR {signals.sqnr_db(self.x, self.x_q):.1f} dB"
         )
 
 
@@ -505,9 +500,6 @@ class ImageBitDepth(Explorer):
     title = "image bit-depth explorer"
 
     def __init__(self, bits: int = 3) -> None:
-        from . import signals
-
-        self._s = signals
         self.image = signals.load_sample_image()[::2, ::2]
         self.controls = {
             "bits": widgets.IntSlider(value=bits, min=1, max=8, description="bits")
@@ -524,9 +516,9 @@ class ImageBitDepth(Explorer):
 
     def _redraw(self) -> None:
         bits = self.controls["bits"].value
-        self.shown = self._s.quantize_image(self.image, bits)
+        self.shown = signals.quantize_image(self.image, bits)
         self.im.set_data(self.shown)
-        sqnr = self._s.sqnr_db(self.image, self.shown)
+        sqnr = signals.sqnr_db(self.image, self.shown)
         self.ax_b.set_title(
             f"{bits} bit{'s' if bits > 1 else ''}: {2**bits} levels/channel\n"
             f"SQNR {sqnr:.1f} dB"
@@ -552,9 +544,6 @@ class CompandingExplorer(Explorer):
     title = "companding explorer"
 
     def __init__(self, bits: int = 8, level_db: float = -40.0) -> None:
-        from . import signals
-
-        self._s = signals
         self.t = signals.time_axis(8000, 0.5)
         self.unit = signals.sine(self.t, 50 * np.sqrt(2))
         self.levels_db = np.arange(-70.0, 0.5, 2.0)
@@ -611,15 +600,13 @@ class CompandingExplorer(Explorer):
         self._finish()
 
     def _curves(self, bits: int) -> tuple[np.ndarray, np.ndarray]:
-        s = self._s
         amps = 10 ** (self.levels_db / 20)
         x = amps[:, None] * self.unit[None, :]
-        lin = [s.sqnr_db(r, s.quantize_uniform(r, bits)) for r in x]
-        mu = [s.sqnr_db(r, s.quantize_companded(r, bits)) for r in x]
+        lin = [signals.sqnr_db(r, signals.quantize_uniform(r, bits)) for r in x]
+        mu = [signals.sqnr_db(r, signals.quantize_companded(r, bits)) for r in x]
         return np.array(lin), np.array(mu)
 
     def _redraw(self) -> None:
-        s = self._s
         bits, level = self.controls["bits"].value, self.controls["level_db"].value
         if bits != self._bits_drawn:
             lin, mu = self._curves(bits)
@@ -627,8 +614,10 @@ class CompandingExplorer(Explorer):
             self.curve_mu.set_data(self.levels_db, mu)
             self._bits_drawn = bits
         x = 10 ** (level / 20) * self.unit
-        q_lin, q_mu = s.quantize_uniform(x, bits), s.quantize_companded(x, bits)
-        self.sqnr_linear, self.sqnr_mu = s.sqnr_db(x, q_lin), s.sqnr_db(x, q_mu)
+        q_lin = signals.quantize_uniform(x, bits)
+        q_mu = signals.quantize_companded(x, bits)
+        self.sqnr_linear = signals.sqnr_db(x, q_lin)
+        self.sqnr_mu = signals.sqnr_db(x, q_mu)
         self.mark.set_data([level, level], [self.sqnr_linear, self.sqnr_mu])
         n, ms, amplitude = self._n, self.t[: self._n] * 1e3, 10 ** (level / 20)
         self.wave.set_data(ms, x[:n] / amplitude)
@@ -670,12 +659,9 @@ class FloatExplorer(Explorer):
     """
 
     title = "float explorer"
-    colours = ("#D55E00", "#0072B2", "#009E73")  # sign, exponent, mantissa
+    colours = (COLORS["vermillion"], COLORS["blue"], COLORS["green"])  # s, e, m
 
     def __init__(self, fmt: str = "bf16", value: float | str = 0.1) -> None:
-        from . import floats
-
-        self._floats = floats
         if fmt not in floats.FORMATS:
             raise ValueError(f"fmt must be one of {tuple(floats.FORMATS)}; got {fmt!r}")
         self.controls = {
@@ -697,7 +683,7 @@ class FloatExplorer(Explorer):
 
     @property
     def fmt(self):
-        return self._floats.FORMATS[self.controls["format"].value]
+        return floats.FORMATS[self.controls["format"].value]
 
     def _on_change(self, change: dict) -> None:
         if self._busy:
@@ -834,9 +820,6 @@ class FormatHistogram(Explorer):
     DISTRIBUTIONS = ("normal", "laplace", "outliers")
 
     def __init__(self, fmt: str = "fp8_e4m3fn", distribution: str = "normal") -> None:
-        from . import floats
-
-        self._floats = floats
         rng = np.random.default_rng(0)
         n = 20_000
         normal = rng.standard_normal(n)
@@ -892,12 +875,12 @@ class FormatHistogram(Explorer):
         self._finish()
 
     def _redraw(self) -> None:
-        fmt = self._floats.FORMATS[self.controls["format"].value]
+        fmt = floats.FORMATS[self.controls["format"].value]
         x = self.samples[self.controls["distribution"].value]
         scale = np.abs(x).max() / fmt.max
         x_q = fmt.quantize(x / scale) * scale
         e = x_q - x
-        self.sqnr = float(10 * np.log10(np.sum(x**2) / np.sum(e**2)))
+        self.sqnr = signals.sqnr_db(x, x_q)
         flushed = float(np.mean((x_q == 0) & (x != 0)))
         counts, _ = np.histogram(x, self.edges, density=True)
         self.hist.set_data(counts, self.edges)
@@ -907,7 +890,7 @@ class FormatHistogram(Explorer):
         if grid.size > 400:  # too dense to draw line by line: every 16th
             grid = grid[::16]
         self.grid.set_segments([[(g, 0), (g, self.top)] for g in grid])
-        largest = (fmt.max - float(fmt.next_down(fmt.max))) / 2 * scale
+        largest = fmt.ulp(fmt.max) / 2 * scale  # half the top binade's gap
         # a quarter of the points shows the shape
         self.err.set_data(x[::4], e[::4] / largest)
         data = self.controls["distribution"].value
