@@ -67,7 +67,7 @@ USER_SETTINGS = {
     # the test never saves, not even by accident
     "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
 }
-# how many sliders each explorer's live view has (see qlib/widgets.py)
+# how many sliders each explorer's live view has (see qlib/widgets/)
 SLIDERS = {kind: explorer_parts(kind)[1] for kind in EXPLORERS}
 
 # JavaScript run in the page

@@ -1,0 +1,33 @@
+"""Interactive explorers: thin ipywidgets wiring over qlib's pure functions.
+
+One module per chapter, named after the chapter's qlib module, on one piece
+of shared machinery:
+
+* :mod:`qlib.widgets._explorer` -- :class:`Explorer`, the pattern every
+  explorer follows (introduced in ``notebooks/00_start_here.ipynb``)
+* :mod:`qlib.widgets.signals` -- :class:`SamplingExplorer`,
+  :class:`ImageBitDepth`, :class:`CompandingExplorer` (01)
+* :mod:`qlib.widgets.integers` -- :class:`LevelsDemo` (00, the widget check);
+  :class:`BitFlipper`, :class:`NumberWheel` (02)
+* :mod:`qlib.widgets.floats` -- :class:`FloatExplorer` (04),
+  :class:`FormatHistogram` (05)
+
+Notebooks write ``from qlib import widgets`` and ``widgets.SamplingExplorer()``.
+"""
+
+from ._explorer import Explorer
+from .floats import FloatExplorer, FormatHistogram
+from .integers import BitFlipper, LevelsDemo, NumberWheel
+from .signals import CompandingExplorer, ImageBitDepth, SamplingExplorer
+
+__all__ = [
+    "BitFlipper",
+    "CompandingExplorer",
+    "Explorer",
+    "FloatExplorer",
+    "FormatHistogram",
+    "ImageBitDepth",
+    "LevelsDemo",
+    "NumberWheel",
+    "SamplingExplorer",
+]
