@@ -31,7 +31,8 @@ import sys
 import tempfile
 
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
-_MS_REMOUNT, _MS_BIND = 32, 4096
+_MS_REMOUNT, _MS_BIND, _MS_REC = 32, 4096, 16384
+_O_PATH_DIR = getattr(os, "O_PATH", 0o10000000) | os.O_DIRECTORY
 _MOUNT_FLAGS = {"nosuid": _MS_NOSUID, "nodev": _MS_NODEV, "noexec": _MS_NOEXEC}
 _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 24, 38
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -47,6 +48,19 @@ def _mount_tmpfs(target: str, options: str, readonly: bool = False) -> None:
     flags = _MS_NOSUID | _MS_NODEV | (_MS_RDONLY if readonly else 0)
     status = _LIBC.mount(b"tmpfs", target.encode(), b"tmpfs", flags, options.encode())
     _check(status, f"mount tmpfs on {target}")
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _bind_back(fd: int, folder: str) -> None:
+    """Mount the folder open as ``fd`` (with everything mounted below it) at
+    ``folder`` again, once a fresh tmpfs has covered it."""
+    os.makedirs(folder, exist_ok=True)
+    source = f"/proc/self/fd/{fd}".encode()
+    status = _LIBC.mount(source, folder.encode(), None, _MS_BIND | _MS_REC, None)
+    _check(status, f"bind {folder} back")
 
 
 def _minimal_dev() -> None:
@@ -123,9 +137,13 @@ def _sandbox(args: argparse.Namespace, limits: dict) -> str:
 
         entry = pwd.getpwnam(args.user)
         uid, gid = entry.pw_uid, entry.pw_gid
-    for folder in args.hide:
-        if os.path.isdir(folder):
-            _mount_tmpfs(folder, "size=4k,mode=000", readonly=True)
+    # the folders the kernel keeps reading (its Python, qlib), opened before
+    # anything covers them, so they can be mounted back where they were
+    kept = [
+        (folder, os.open(folder, _O_PATH_DIR))
+        for folder in args.keep
+        if os.path.isdir(folder)
+    ]
     scratch = set()
     if args.tmpfs:
         _minimal_dev()
@@ -134,6 +152,16 @@ def _sandbox(args: argparse.Namespace, limits: dict) -> str:
             if os.path.isdir(folder):
                 _mount_tmpfs(folder, size)
                 scratch.add(folder)
+        for folder, fd in kept:
+            if any(_inside(folder, s) and folder != s for s in scratch):
+                _bind_back(fd, folder)
+    for fd in (fd for _folder, fd in kept):
+        os.close(fd)
+    # hidden last, so that a hidden folder inside a kept one is hidden too
+    for folder in args.hide:
+        if os.path.isdir(folder):
+            _mount_tmpfs(folder, "size=4k,mode=000", readonly=True)
+    if args.tmpfs:
         _read_only_everywhere(scratch)
     work = tempfile.mkdtemp(prefix="submission-")
     if uid is not None:
@@ -170,6 +198,7 @@ def _error_text(err: BaseException | None) -> str | None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hide", action="append", default=[])
+    parser.add_argument("--keep", action="append", default=[])
     parser.add_argument("--user")
     parser.add_argument("--tmpfs", action="store_true")
     parser.add_argument("--cgroup", action="append", default=[])
@@ -190,20 +219,27 @@ def main() -> None:
         emit(fatal=f"sandbox setup failed: {_error_text(err)}")
         os._exit(3)
 
+    try:  # a missing package or an unreadable installation is the grader's
+        from IPython.core.interactiveshell import InteractiveShell
+        from traitlets.config import Config
+
+        from qlib import wire
+
+        config = Config()
+        config.HistoryManager.enabled = False
+        shell = InteractiveShell.instance(config=config)
+    except BaseException as err:
+        import traceback
+
+        traceback.print_exc()  # to the grader, which keeps it for its report
+        emit(fatal=f"the kernel could not start: {_error_text(err)}")
+        os._exit(3)
+    shell.system = lambda cmd: print("shell commands are disabled while grading")
+
     # submitted code never sees the job, the events pipe's twin, or a terminal
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
-
-    from qlib import wire
-
-    config = Config()
-    config.HistoryManager.enabled = False
-    shell = InteractiveShell.instance(config=config)
-    shell.system = lambda cmd: print("shell commands are disabled while grading")
     emit(ready=True)
 
     skip = set(job["skip"])

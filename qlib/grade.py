@@ -21,6 +21,17 @@ How a submission is graded:
 4. A cell that hangs or kills the kernel is skipped and the run is restarted
    without it; a call that hangs or kills the kernel fails alone.
 
+Before any submission, the reference solution itself is graded through the
+very same sandbox and limits (the canary).  Unless it scores full marks the
+grader writes nothing and exits with status 3 (:data:`EXIT_BROKEN`), printing
+what went wrong, the kernel's own error output included: a sandbox that hides
+the Python installation, a memory limit no kernel can start under, a missing
+package.  A kernel that dies before it has run its first cell is likewise the
+grader's failure (status ``error``, exit status 4), never a student's.  The
+kernel reads the grader's own Python installation and the very qlib the
+grader imported, wherever they live (under ``/tmp``, which the sandbox
+otherwise replaces by a private tmpfs, or found through ``PYTHONPATH``).
+
 A question scores ``points * passed / cases`` over its visible and hidden
 cases.  Statuses: ``ok`` (graded normally), ``timeout`` (some cell or call
 ran out of time and was skipped; the rest is graded), ``crashed`` (some cell or
@@ -71,6 +82,9 @@ __all__ = [
 STATUSES = ("ok", "timeout", "crashed", "invalid", "error")
 COURSE_ROOT = Path(__file__).resolve().parents[1]
 _MAX_LINE = 64 * 1024 * 1024
+_STARTUP_SECONDS = 60
+# exit statuses of the command line (the README lists them)
+EXIT_OK, EXIT_USAGE, EXIT_BROKEN, EXIT_GRADER_ERRORS = 0, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -234,6 +248,8 @@ class Sandbox:
     user: str | None
     cgroup: bool
     hide: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()  # folders the kernel reads even under /tmp
+    pythonpath: tuple[str, ...] = ()  # where the kernel finds qlib and the rest
 
     def describe(self) -> str:
         parts = [
@@ -303,6 +319,11 @@ class _Cgroup:
             time.sleep(0.005)
         with contextlib.suppress(OSError):
             self.path.rmdir()
+
+
+def _kernel_command(command: list[str]) -> list[str]:
+    """The command that starts a kernel (a seam for the tests that break it)."""
+    return command
 
 
 def _descendants(pid: int) -> list[int]:
@@ -402,6 +423,7 @@ class _Kernel:
                 "private",
                 *command,
                 "--tmpfs",
+                *[arg for folder in sandbox.keep for arg in ("--keep", folder)],
                 *[arg for folder in sandbox.hide for arg in ("--hide", folder)],
             ]
         if sandbox.user:
@@ -416,12 +438,17 @@ class _Kernel:
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
         }
+        if sandbox.pythonpath:
+            env["PYTHONPATH"] = os.pathsep.join(sandbox.pythonpath)
+        # what the kernel and unshare say before any submitted code runs (the
+        # kernel points its own stderr at /dev/null before running cells)
+        self.stderr = tempfile.TemporaryFile()
         try:
             self.proc = subprocess.Popen(
-                command,
+                _kernel_command(command),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=self.stderr,
                 pass_fds=(events_w, requests_r),
                 env=env,
                 cwd=self.cwd,
@@ -465,19 +492,49 @@ class _Kernel:
         except wire.WireError:
             return {}  # noise on the channel counts for nothing
 
+    def error_output(self, limit: int = 2000) -> str:
+        """The end of what the kernel wrote to stderr before running cells."""
+        self.stderr.seek(0, os.SEEK_END)
+        size = self.stderr.tell()
+        self.stderr.seek(max(0, size - limit))
+        text = self.stderr.read().decode("utf-8", "replace").strip()
+        return ("..." if size > limit else "") + text
+
     def run_cells(self, attempt: _Attempt, deadline: float) -> bool:
         """Follow the cells until the kernel says they are done."""
         current: tuple[str, int] | None = None
-        step = time.monotonic() + 60  # start-up
+        ready = False
+        step = time.monotonic() + _STARTUP_SECONDS
         while True:
             event = self.next_event(min(step, deadline))
+            if (event is None or event == "timeout") and not ready:
+                # nothing submitted has run yet: this is the grader's failure
+                self.proc.poll()
+                how = (
+                    f"exited with status {self.proc.returncode}"
+                    if event is None and self.proc.returncode is not None
+                    else "died"
+                    if event is None
+                    else f"did not start within {_STARTUP_SECONDS} s"
+                )
+                output = self.error_output() if event is None else ""
+                attempt.fatal = f"the kernel {how} before running any cell" + (
+                    f"; its error output:\n{output}" if output else ""
+                )
+                return False
             if event is None or event == "timeout":
                 attempt.stopped_in = current
                 attempt.how = "crashed" if event is None else "timeout"
                 return False
             if "fatal" in event:
-                attempt.fatal = str(event["fatal"])[:300]
+                output = self.error_output()
+                attempt.fatal = str(event["fatal"])[:1000] + (
+                    f"; its error output:\n{output}" if output else ""
+                )
                 return False
+            if event.get("ready") is True:
+                ready = True
+                continue
             if event.get("cells_done") is True:
                 return True
             index = event.get("cell")
@@ -532,6 +589,7 @@ class _Kernel:
             cgroup.kill_all()
         self.selector.close()
         os.close(self.lines.fd)
+        self.stderr.close()
         shutil.rmtree(self.cwd, ignore_errors=True)
 
 
@@ -809,10 +867,54 @@ def collect(paths: list[Path]) -> list[tuple[Path, str]]:
     return unique
 
 
-def _folders_to_hide(solutions: Path, out: Path, submissions: list[Path]) -> list[str]:
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _python_paths(private: list[Path]) -> tuple[list[Path], list[str]]:
+    """What the kernel needs to run the grader's own Python and qlib.
+
+    Returns ``(keep, pythonpath)``: the folders the kernel must keep reading
+    wherever they are (the installation's prefixes, the folder qlib is
+    imported from, and the grader's other ``sys.path`` entries -- from
+    ``PYTHONPATH``, ``.pth`` files or editable installs -- unless they lie in
+    one of the ``private`` folders), each under its given and its resolved
+    name; and the entries the kernel's ``PYTHONPATH`` must list so that it
+    imports the very qlib the grader runs.
+    """
+    import qlib
+
+    package = Path(os.path.abspath(qlib.__file__)).parent
+    package_home = package.parent
+    prefixes = {
+        Path(os.path.abspath(p))
+        for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)
+    }
+    extra = []
+    for entry in sys.path[1:]:  # [0] is the grader's script folder or cwd
+        path = Path(os.path.abspath(entry)) if entry else None
+        if path is None or not path.is_dir() or path == package_home:
+            continue
+        if any(_inside(path, p) or _inside(path.resolve(), p) for p in private):
+            continue
+        extra.append(path)
+    pythonpath = [
+        str(p)
+        for p in dict.fromkeys([package_home, *extra])
+        if not any(_inside(p, prefix) for prefix in prefixes)
+    ]
+    keep = {package_home, package, *prefixes, *extra}
+    keep |= {p.resolve() for p in keep}
+    return sorted(keep), pythonpath
+
+
+def _folders_to_hide(
+    solutions: Path, out: Path, submissions: list[Path], keep: list[Path]
+) -> list[str]:
     """What a kernel must not see: the solutions, the output, the submissions,
     every git history around them, and the course's other folders -- all but
-    what the kernel needs to run (the library and the Python installation)."""
+    what the kernel needs to run (``keep``: the library and the Python
+    installation)."""
     folders = {solutions.resolve(), out.resolve()}
     folders |= {p.resolve().parent if p.is_file() else p.resolve() for p in submissions}
     folders |= {p for p in COURSE_ROOT.iterdir() if p.is_dir() and not p.is_symlink()}
@@ -820,11 +922,67 @@ def _folders_to_hide(solutions: Path, out: Path, submissions: list[Path]) -> lis
         for folder in (start, *start.parents):
             if (folder / ".git").is_dir():
                 folders.add(folder / ".git")
-    needed = [Path(__file__).resolve().parent, Path(sys.prefix).resolve()]
     return sorted(
-        str(f)
-        for f in folders
-        if f.is_dir() and not any(n == f or f in n.parents for n in needed)
+        str(f) for f in folders if f.is_dir() and not any(_inside(n, f) for n in keep)
+    )
+
+
+class GraderBroken(RuntimeError):
+    """The grader cannot grade here: the reference solution, graded through
+    the sandbox, did not score full marks.  Nothing was written."""
+
+
+def _canary(reference: Reference, limits: Limits, sandbox: Sandbox) -> SubmissionResult:
+    """Grade the reference solution like a submission; raise GraderBroken
+    unless it scores full marks with status ok."""
+    result = grade_submission(
+        reference.path, "reference solution", reference, limits, sandbox
+    )
+    if result.status == "ok" and result.score == reference.max_score:
+        return result
+    lines = [
+        f"the reference solution {reference.path.name}, graded through the "
+        f"sandbox ({sandbox.describe()}), scored {_number(result.score)}/"
+        f"{_number(reference.max_score)} with status {result.status}, so the "
+        "grader cannot be trusted here and graded nothing."
+    ]
+    lines += [f"  {note}" for note in result.notes]
+    for qid, outcomes in result.outcomes.items():
+        failed = [o.verdict for o in outcomes if not o.passed]
+        if failed:
+            lines.append(
+                f"  {qid}: {len(failed)}/{len(outcomes)} cases failed "
+                f"({', '.join(sorted(set(failed)))})"
+            )
+    raise GraderBroken("\n".join(lines))
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse an output folder that cannot be made or written, before grading."""
+    folder = out.resolve()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(f"--out {out}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {out}: {folder} is not writable")
+
+
+def _prepare_sandbox(
+    user: str | None, solutions: Path, out: Path, submissions: list[Path]
+) -> Sandbox:
+    found = detect_sandbox(user)
+    private = [solutions.resolve(), out.resolve()]
+    private += [p.resolve().parent if p.is_file() else p.resolve() for p in submissions]
+    keep, pythonpath = _python_paths(private)
+    hide = _folders_to_hide(solutions, out, submissions, keep)
+    return Sandbox(
+        found.namespaces,
+        found.user,
+        found.cgroup,
+        tuple(hide),
+        tuple(str(p) for p in keep),
+        tuple(pythonpath),
     )
 
 
@@ -847,17 +1005,19 @@ def grade_batch(
         for graded in reference.questions.values():
             graded.cases = [(c, h) for c, h in graded.cases if not h]
     items = collect(submissions)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "feedback").mkdir(exist_ok=True)
-    (out / "results").mkdir(exist_ok=True)
-    sandbox = detect_sandbox(sandbox_user)
-    hide = _folders_to_hide(reference.path.parent, out, submissions)
-    sandbox = Sandbox(sandbox.namespaces, sandbox.user, sandbox.cgroup, tuple(hide))
+    _check_writable(out)
+    sandbox = _prepare_sandbox(sandbox_user, reference.path.parent, out, submissions)
     log(
-        f"grading {len(items)} submission(s) of {reference.path.name}; sandbox: "
+        f"grading {len(items)} submission(s) of {reference.path.name} with qlib "
+        f"from {COURSE_ROOT / 'qlib'} and Python {sys.prefix}; sandbox: "
         f"{sandbox.describe()}"
     )
     digest = reference.path.read_bytes()
+    _canary(reference, limits, sandbox)
+    log("  the reference solution scored full marks through the sandbox")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "feedback").mkdir(exist_ok=True)
+    (out / "results").mkdir(exist_ok=True)
 
     lock = threading.Lock()
 
@@ -929,7 +1089,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     user = args.sandbox_user
     try:
-        grade_batch(
+        results = grade_batch(
             args.assignment,
             args.submissions,
             args.out,
@@ -940,12 +1100,25 @@ def main(argv: list[str] | None = None) -> int:
             visible_only=args.visible_only,
             log=lambda m: print(m, file=sys.stderr),
         )
+    except GraderBroken as err:
+        print(f"grade: the grader is broken here: {err}", file=sys.stderr)
+        print(f"grade: nothing was written to {args.out}", file=sys.stderr)
+        return EXIT_BROKEN
     except (ValueError, KeyError, RuntimeError, OSError) as err:
         # misuse: unknown assignment or user, unwritable output, a reference
         # solution that fails its own checks
         print(f"grade: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        return EXIT_USAGE
+    failed = [r.submission for r in results if r.status == "error"]
+    if failed:
+        print(
+            f"grade: the grader failed on {len(failed)} submission(s), whose rows "
+            f"say 'error' (not the students' fault; grade them again): "
+            f"{', '.join(failed)}",
+            file=sys.stderr,
+        )
+        return EXIT_GRADER_ERRORS
+    return EXIT_OK
 
 
 if __name__ == "__main__":

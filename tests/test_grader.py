@@ -41,7 +41,7 @@ WORKERS = 2
 BATCH_SECONDS = 60  # the whole corpus, two workers
 GRADEBOOK_HEADER = ["submission", "status", "score", "max_score", *corpus.QUESTIONS]
 # files no submission may change: the reference and the grader's own code
-PROTECTED = [corpus.SOLUTION, *sorted((REPO / "qlib").glob("*.py"))]
+PROTECTED = [corpus.SOLUTION, *sorted((REPO / "qlib").rglob("*.py"))]
 PROCESS_MARKERS = (
     corpus.SLEEP_POPEN,
     corpus.SLEEP_DAEMON,
