@@ -7,7 +7,9 @@ independently (by hand, from a published formula, or by an oracle).
 
 :func:`check` calls the learner's function on every case and prints, per case,
 PASS or FAIL, what was expected and what came back, and whether the match was
-*bit-exact* or only *close* -- the distinction this whole subject is about.  A
+*bit-exact* or only *close* -- the distinction this whole subject is about.
+Under a FAIL, :func:`explain` says where the answer goes wrong: shapes and
+dtypes, how many elements differ, and the first of them with its inputs.  A
 function that still raises ``NotImplementedError`` is reported as "not
 answered yet", so a fresh exercise notebook runs top to bottom.
 
@@ -16,13 +18,22 @@ Introduced in ``notebooks/00_start_here.ipynb``.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["RESULTS", "Case", "CheckResult", "Question", "check", "compare"]
+__all__ = [
+    "RESULTS",
+    "Case",
+    "CheckResult",
+    "Question",
+    "check",
+    "compare",
+    "explain",
+]
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,12 @@ def _as_array(x: Any) -> np.ndarray:
     return a
 
 
+def _max_abs(err: np.ndarray) -> float:
+    """Largest absolute difference; NaN only when every difference is NaN."""
+    err = err[~np.isnan(err)]
+    return float(err.max()) if err.size else float("nan")
+
+
 def compare(
     expected: Any,
     got: Any,
@@ -177,7 +194,7 @@ def compare(
         with np.errstate(invalid="ignore"):
             close = np.isclose(gf, ef, rtol=rtol, atol=atol, equal_nan=True)
             err = np.abs(gf - ef)
-        worst = float(np.nanmax(err)) if err.size else 0.0
+        worst = _max_abs(err)
         if bool(np.all(close)):
             return "close", f"max abs difference {worst:.3g}"
         return "different", f"max abs difference {worst:.3g}"
@@ -188,6 +205,219 @@ def compare(
             return "different", ""
         e, g = e.astype(np.uint64), g.astype(np.uint64)
     return ("exact", "") if np.array_equal(e, g) else ("different", "")
+
+
+def _type_name(x: Any) -> str:
+    try:
+        t = type(x)
+        module = t.__module__.split(".")[0]
+        return t.__name__ if module == "builtins" else f"{module}.{t.__name__}"
+    except Exception:  # a hostile class may break even this
+        return "object"
+
+
+def _text(x: Any, limit: int = 60) -> str:
+    """A short text of any value, truncated after ``limit`` characters."""
+    try:
+        if isinstance(x, np.ndarray):
+            return _short(x, limit)
+        short = reprlib.Repr()
+        short.maxstring = short.maxother = limit
+        text = short.repr(x)
+    except Exception:  # a __repr__ that raises is the learner's, not ours
+        return f"<{_type_name(x)}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _array_or_none(x: Any) -> np.ndarray | None:
+    """``np.asarray(x)`` when that gives numbers or strings, else None."""
+    try:
+        a = np.asarray(x)
+    except Exception:  # ragged lists, objects whose __array__ raises
+        return None
+    return None if a.dtype == object else a
+
+
+def _describe(x: Any, a: np.ndarray | None) -> str:
+    """What ``x`` is: shape and dtype of an array, type and value otherwise."""
+    if isinstance(x, np.ndarray):
+        return f"shape {x.shape}, dtype {x.dtype}"
+    text = "None" if x is None else f"{_type_name(x)} {_text(x)}"
+    if a is None:
+        return text
+    if a.ndim == 0:
+        return f"{text} (dtype {a.dtype})"
+    return f"{text} (shape {a.shape}, dtype {a.dtype})"
+
+
+def _element(a: np.ndarray, index: tuple[int, ...]) -> str:
+    """One element; floats with the digits that identify them (``str``)."""
+    value = a[index]
+    if a.dtype.kind == "U":
+        return _text(str(value))
+    if a.dtype.kind == "S":
+        return _text(bytes(value))
+    return str(value)
+
+
+def _where(index: tuple[int, ...]) -> str:
+    return f"index {index[0]}" if len(index) == 1 else f"index {index}"
+
+
+_Kind = tuple[int, str, str, bool]  # count, singular, plural, worth a mention
+
+
+def _kinds(
+    question: Question, e: np.ndarray, g: np.ndarray
+) -> tuple[np.ndarray, list[_Kind], float | None]:
+    """Which elements fail, how they fail, and the largest difference.
+
+    Returns ``(mask, kinds, worst)``: ``kinds`` has one entry per way of
+    failing that occurs; ``worst`` is None for integers and text.
+    """
+    if e.dtype.kind in "US":
+        mask = np.asarray(e != g)
+        return mask, [], None
+    if e.dtype.kind in "biu" and g.dtype.kind in "biu":
+        if e.dtype.kind != g.dtype.kind and "i" in (e.dtype.kind, g.dtype.kind):
+            # a signed value below zero equals no unsigned one
+            s, u = (e, g) if e.dtype.kind == "i" else (g, e)
+            mask = (s < 0) | (s.astype(np.uint64) != u.astype(np.uint64))
+        elif e.dtype.kind != g.dtype.kind:
+            mask = e.astype(np.uint64) != g.astype(np.uint64)
+        else:
+            mask = e != g
+        return np.asarray(mask), [], None
+    ef, gf = e.astype(np.float64), g.astype(np.float64)
+    nan_e, nan_g = np.isnan(ef), np.isnan(gf)
+    same = (ef.view(np.int64) == gf.view(np.int64)) | (nan_e & nan_g)
+    with np.errstate(invalid="ignore", over="ignore"):
+        close = np.isclose(
+            gf, ef, rtol=question.rtol, atol=question.atol, equal_nan=True
+        )
+        err = np.abs(gf - ef)
+    mask = ~same if question.exact else ~close
+    zero = mask & (ef == 0) & (gf == 0)
+    minus = zero & np.signbit(gf)
+    plus = zero & ~np.signbit(gf)
+    got_nan = mask & nan_g & ~nan_e
+    want_nan = mask & nan_e & ~nan_g
+    near = mask & close & ~zero
+    other = mask & ~(zero | got_nan | want_nan | near)
+    one_nan = "a number where nan is expected"
+    kinds = [
+        (minus, "-0.0 where 0.0 is expected", "", True),
+        (plus, "0.0 where -0.0 is expected", "", True),
+        (got_nan, "nan where a number is expected", "", True),
+        (want_nan, one_nan, "numbers where nan is expected", True),
+        (near, "close but not bit-exact", "", False),
+        (other, "a different number", "different numbers", False),
+    ]
+    counted = [(int(np.count_nonzero(m)), *rest) for m, *rest in kinds]
+    found = [(n, one, many or one, note) for n, one, many, note in counted if n]
+    return mask, found, _max_abs(err[mask])
+
+
+def _explain(question: Question, case: Case, got: Any) -> str:
+    expected = case.expected
+    try:
+        verdict, _ = compare(
+            expected, got, question.rtol, question.atol, question.check_dtype
+        )
+    except Exception:  # compare trusts numpy to raise only TypeError/ValueError
+        verdict = "different"
+    e, g = _array_or_none(expected), _array_or_none(got)
+    sides = f"expected {_describe(expected, e)}; got {_describe(got, g)}"
+    if e is None or g is None:
+        return f"not a number, string or array of them: {sides}"
+    if e.shape != g.shape:
+        return f"wrong shape: {sides}"
+    if question.check_dtype and e.dtype != g.dtype:
+        return f"wrong dtype: {sides}"
+    text_e, text_g = e.dtype.kind in "US", g.dtype.kind in "US"
+    if text_e != text_g:
+        what = "text where a number is" if text_g else "a number where text is"
+        return f"{what} expected: {sides}"
+    if text_e and e.dtype.kind != g.dtype.kind:  # str against bytes
+        return f"not comparable: {sides}"
+    if not text_e and not (e.dtype.kind in "biuf" and g.dtype.kind in "biuf"):
+        return f"not comparable: {sides}"
+    if e.dtype.kind in "biu" and g.dtype.kind == "f":
+        return f"floating-point numbers where integers are expected: {sides}"
+    if verdict == "exact":
+        return f"bit-exact: {sides}"
+    mask, kinds, worst = _kinds(question, e, g)
+    n = int(np.count_nonzero(mask))
+    tolerance = f"rtol={question.rtol:g}, atol={question.atol:g}"
+    if n == 0:
+        return f"close, not bit-exact, within {tolerance}: {sides}"
+    plural = "s" if mask.size != 1 else ""
+    count = f"{n} of {mask.size} element{plural} differ{'s' if n == 1 else ''}"
+    notes = []
+    if worst is not None and not np.isnan(worst):
+        notes.append(f"max abs difference {worst:.3g}")
+    if verdict == "close":  # the wording check has always used
+        summary = "close but not bit-exact"
+        notes = [count, *notes] if e.ndim else notes
+    else:
+        summary = count if e.ndim else "wrong value"
+        notes += [] if question.exact else [f"more than {tolerance} allows"]
+    lines = [f"{summary} ({', '.join(notes)})" if notes else summary]
+    if e.ndim and (len(kinds) > 1 or any(note for *_, note in kinds)):
+        parts = [
+            f"{k} is {one}" if k == 1 else f"{k} are {many}"
+            for k, one, many, _ in kinds
+        ]
+        lines.append(f"of these, {', '.join(parts)}")
+    lines += [f"expected: {_describe(expected, e)}", f"got:      {_describe(got, g)}"]
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(mask)), mask.shape))
+    at = f" at {_where(index)}" if e.ndim else ""
+    first = f"{_element(g, index)} where {_element(e, index)} is expected{at}"
+    lines.append(f"first difference: {first}" if e.ndim else first)
+    if e.ndim:
+        named = [(f"argument {i}", v) for i, v in enumerate(case.args, 1)]
+        named += [(str(k), v) for k, v in case.kwargs.items()]
+        for label, value in named:
+            if isinstance(value, np.ndarray | list | tuple):
+                a = _array_or_none(value)
+                if a is not None and a.shape == e.shape:
+                    lines.append(
+                        f"input: {label} at {_where(index)} is {_element(a, index)}"
+                    )
+    return "\n".join(lines)
+
+
+def explain(question: Question, case: Case, got: Any) -> str:
+    """Say why ``got`` does not match ``case.expected`` under ``question``'s rules.
+
+    The rules are those of :func:`compare` (``exact``, ``rtol``, ``atol``,
+    ``check_dtype``).  The text always shows the shape and dtype of both sides
+    (type and value for scalars, strings and tuples), never cut short.  For
+    arrays of the right shape it counts the elements that differ, names the
+    ways they differ (``-0.0`` where ``0.0`` is expected, NaN where a number is
+    expected, close but not bit-exact, ...) and shows the first one: its index,
+    the expected and the returned element, and the element of each input array
+    of the same shape there.  Lines carry no indentation; the caller indents.
+    Never raises: an answer that defeats the analysis gets a plain line.
+    :func:`check` prints it under each FAIL (``notebooks/00_start_here.ipynb``).
+
+    Example:
+        >>> x = np.array([1.0, 3.0, 5.0])
+        >>> q = Question("00.2", 1, "halve", [Case((x,), x / 2)])
+        >>> print(explain(q, q.cases[0], np.array([0.5, 1.5, 2.0])))
+        1 of 3 elements differs (max abs difference 0.5)
+        expected: shape (3,), dtype float64
+        got:      shape (3,), dtype float64
+        first difference: 2.0 where 2.5 is expected at index 2
+        input: argument 1 at index 2 is 5.0
+    """
+    try:
+        return _explain(question, case, got)
+    except Exception:  # the last resort: a line that cannot fail
+        return (
+            f"the answer does not match: got {_type_name(got)},"
+            f" expected {_type_name(case.expected)}"
+        )
 
 
 def check(
@@ -233,13 +463,16 @@ def check(
             RESULTS[key] = CheckResult(question.id, 0, len(cases), False)
             return
         except Exception as err:  # a learner's bug is feedback, not a crash
-            print(f"  FAIL  {call} raised {type(err).__name__}: {err}")
+            # a hidden input may be spelled out in the message
+            message = "" if hidden else f": {err}"
+            print(f"  FAIL  {call} raised {type(err).__name__}{message}")
             continue
-        verdict, detail = compare(
-            case.expected, got, question.rtol, question.atol, question.check_dtype
-        )
-        want = "" if hidden else f"\n        expected {_short(case.expected)}"
-        seen = "" if hidden else f"\n        got      {_short(got)}"
+        try:
+            verdict, detail = compare(
+                case.expected, got, question.rtol, question.atol, question.check_dtype
+            )
+        except Exception:  # an answer whose __array__ raises is wrong, not a crash
+            verdict, detail = "different", ""
         if verdict == "exact":
             passed += 1
             shown = "" if hidden else f" == {_short(case.expected)}"
@@ -247,10 +480,12 @@ def check(
         elif verdict == "close" and not question.exact:
             passed += 1
             print(f"  PASS  {call}  (close, not bit-exact: {detail})")
-        elif verdict == "close":
-            print(f"  FAIL  {call}: close but not bit-exact ({detail}){want}{seen}")
+        elif hidden:  # the verdict only: no value, difference, shape or dtype
+            note = ": close but not bit-exact" if verdict == "close" else ""
+            print(f"  FAIL  {call}{note}")
         else:
-            note = f" ({detail})" if detail else ""
-            print(f"  FAIL  {call}{note}{want}{seen}")
+            print(f"  FAIL  {call}")
+            for line in explain(question, case, got).splitlines():
+                print(f"        {line}")
     print(f"  {passed}/{len(cases)} passed")
     RESULTS[key] = CheckResult(question.id, passed, len(cases), True)
