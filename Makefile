@@ -12,9 +12,18 @@ $(STAMP): pyproject.toml tools/make_venv.py
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## make lab: create .venv, install, open JupyterLab on the first notebook
+# Jupyter refuses to run as root (containers, CI, cloud machines) without this.
+ifeq ($(shell id -u),0)
+ALLOW_ROOT := --allow-root
+endif
+# Extra options for `make lab`, e.g. LAB_ARGS="--no-browser --port=8899".
+LAB_ARGS ?=
+
+## make lab: create .venv, install, open JupyterLab on the first notebook,
+## with the whole repository (notebooks/, exercises/, ...) in its file browser
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+	$(if $(ALLOW_ROOT),@echo "running as root: passing --allow-root to Jupyter")
+	$(BIN)/jupyter lab --ServerApp.root_dir=. $(ALLOW_ROOT) $(LAB_ARGS) notebooks/00_start_here.ipynb
 
 ## make test: lint, qlib tests, notebooks (strict nbval), solutions, exercises
 test: $(STAMP)
