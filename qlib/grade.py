@@ -83,6 +83,7 @@ STATUSES = ("ok", "timeout", "crashed", "invalid", "error")
 COURSE_ROOT = Path(__file__).resolve().parents[1]
 _MAX_LINE = 64 * 1024 * 1024
 _STARTUP_SECONDS = 60
+_SHOWN_LIMIT = 1000  # characters kept of a visible case's explanation
 # exit statuses of the command line (the README lists them)
 EXIT_OK, EXIT_USAGE, EXIT_BROKEN, EXIT_GRADER_ERRORS = 0, 2, 3, 4
 
@@ -666,8 +667,9 @@ def grade_submission(
             case.expected, got, question.rtol, question.atol, question.check_dtype
         )
         passed = verdict == "exact" or (verdict == "close" and not question.exact)
-        shown = "" if hidden or passed else feedback._short(got)
-        return CaseOutcome(passed, verdict, shown)
+        # a visible case's explanation, as the notebook's check prints it
+        shown = "" if hidden or passed else feedback.explain(question, case, got)
+        return CaseOutcome(passed, verdict, shown[:_SHOWN_LIMIT])
 
     outcomes: dict[int, CaseOutcome] = {}
     skip: set[int] = set()
@@ -772,6 +774,41 @@ def _safe(text: str, limit: int = 200) -> str:
     return text.replace("`", "'").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def question_feedback(
+    result: SubmissionResult, reference: Reference, qid: str
+) -> tuple[list[str], int, int]:
+    """The public lines of one question: its visible cases with PASS/FAIL,
+    inputs and answers; and the hidden cases only as ``(passed, total)``."""
+    graded = reference.questions[qid]
+    q = graded.question
+    lines = []
+    hidden_total = hidden_passed = 0
+    for (case, hidden), outcome in zip(
+        graded.cases, result.outcomes.get(qid, []), strict=False
+    ):
+        if hidden:
+            hidden_total += 1
+            hidden_passed += outcome.passed
+            continue
+        mark = "PASS" if outcome.passed else "FAIL"
+        kind = {"exact": "bit-exact", "close": "close"}.get(outcome.verdict, "")
+        line = f"- {mark} `{_safe(case.call_text(q.function))}`"
+        if outcome.passed:
+            line += f" ({kind})"
+        elif outcome.verdict in ("different", "close"):
+            line += "".join(
+                f"\n  - {_safe(text, 300)}" for text in outcome.shown.splitlines()
+            )
+        elif outcome.verdict == "error":
+            line += f": {_safe(outcome.shown)}"
+        elif outcome.verdict in ("timeout", "crashed"):
+            line += f": {_how(outcome.verdict)}"
+        else:
+            line += f": {outcome.verdict}"
+        lines.append(line)
+    return lines, hidden_passed, hidden_total
+
+
 def feedback_markdown(result: SubmissionResult, reference: Reference) -> str:
     """Per-question results with public information only: visible cases are
     shown with inputs and answers, hidden cases only as a count."""
@@ -784,37 +821,13 @@ def feedback_markdown(result: SubmissionResult, reference: Reference) -> str:
     ]
     for qid, graded in reference.questions.items():
         q = graded.question
-        outs = result.outcomes.get(qid, [])
         earned = _number(result.questions.get(qid, Fraction(0)))
         lines += [
             f"## {qid} `{q.function}`: {earned} / {_number(Fraction(q.points))} points",
             "",
         ]
-        hidden_total = hidden_passed = 0
-        for (case, hidden), outcome in zip(graded.cases, outs, strict=False):
-            if hidden:
-                hidden_total += 1
-                hidden_passed += outcome.passed
-                continue
-            mark = "PASS" if outcome.passed else "FAIL"
-            kind = {"exact": "bit-exact", "close": "close"}.get(outcome.verdict, "")
-            line = f"- {mark} `{_safe(case.call_text(q.function))}`"
-            if outcome.passed:
-                line += f" ({kind})"
-            elif outcome.verdict in ("different", "close"):
-                line += (
-                    f": expected `{_safe(feedback._short(case.expected))}`,"
-                    f" got `{_safe(outcome.shown)}`"
-                )
-                if outcome.verdict == "close":
-                    line += " (close, not bit-exact)"
-            elif outcome.verdict == "error":
-                line += f": {_safe(outcome.shown)}"
-            elif outcome.verdict in ("timeout", "crashed"):
-                line += f": {_how(outcome.verdict)}"
-            else:
-                line += f": {outcome.verdict}"
-            lines.append(line)
+        visible, hidden_passed, hidden_total = question_feedback(result, reference, qid)
+        lines += visible
         if hidden_total:
             lines.append(f"- hidden checks: {hidden_passed}/{hidden_total} passed")
         lines.append("")
@@ -1055,8 +1068,14 @@ def main(argv: list[str] | None = None) -> int:
         prog="grade", description="Grade exercise notebooks into a gradebook."
     )
     parser.add_argument("--assignment", required=True, help="two digits, e.g. 02")
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("submissions", nargs="+", type=Path, help="files or folders")
+    parser.add_argument("--out", type=Path, help="output folder")
+    parser.add_argument("submissions", nargs="*", type=Path, help="files or folders")
+    parser.add_argument(
+        "--gradescope",
+        type=Path,
+        metavar="ZIP",
+        help="instead of grading, write a Gradescope autograder zip for the assignment",
+    )
     parser.add_argument("--solutions", type=Path, help="folder of solution notebooks")
     parser.add_argument("--workers", type=int, default=None, help="default: cores")
     parser.add_argument(
@@ -1088,6 +1107,27 @@ def main(argv: list[str] | None = None) -> int:
         memory_mb=args.memory_mb,
     )
     user = args.sandbox_user
+    if args.gradescope is not None:
+        if args.out is not None or args.submissions:
+            parser.error("--gradescope ZIP takes no --out and no submissions")
+        from . import gradescope
+
+        try:
+            gradescope.build_zip(
+                args.assignment,
+                args.gradescope,
+                args.solutions,
+                log=lambda m: print(m, file=sys.stderr),
+            )
+        except GraderBroken as err:
+            print(f"grade: the grader is broken here: {err}", file=sys.stderr)
+            return EXIT_BROKEN
+        except (ValueError, KeyError, RuntimeError, OSError) as err:
+            print(f"grade: error: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        return EXIT_OK
+    if args.out is None or not args.submissions:
+        parser.error("give --out FOLDER and at least one submission")
     try:
         results = grade_batch(
             args.assignment,
