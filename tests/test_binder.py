@@ -161,22 +161,9 @@ LEARNER_NOTEBOOKS = sorted(
     for folder in ("notebooks", "exercises")
     for p in (ROOT / folder).glob("*.ipynb")
 )
-KNOWN = {
-    "notebooks/04_ieee754.ipynb": "imports ml_dtypes, a test-only dependency in "
-    "pyproject.toml: on Binder its cells fail until ml_dtypes is a runtime "
-    "dependency or the notebook stops importing it",
-}
 
 
-def learner_notebook(path: str):
-    if path in KNOWN:
-        return pytest.param(
-            path, marks=pytest.mark.xfail(reason=KNOWN[path], strict=True)
-        )
-    return path
-
-
-@pytest.mark.parametrize("where", [*map(learner_notebook, LEARNER_NOTEBOOKS), "qlib"])
+@pytest.mark.parametrize("where", [*LEARNER_NOTEBOOKS, "qlib"])
 def test_imports_come_with_the_runtime_dependencies(where):
     if where == "qlib":
         sources = [p.read_text() for p in sorted((ROOT / "qlib").rglob("*.py"))]
