@@ -6,7 +6,7 @@ The mix, generated from the solution and exercise notebooks (as in
 tests/grader_corpus.py): 14 correct (two with plots, prints and warnings),
 7 with typical wrong answers, 6 partly answered, 2 correct but with a cell that
 sleeps 3 s, 1 untouched stub.  Grading uses the default limits
-(``qlib.grade.Limits()``) on 2 workers.  The target is the whole batch in at
+(``qlib.course.reference.Limits()``) on 2 workers.  The target is the whole batch in at
 most 2 minutes; the ratio printed is wall time / 120 s (<= 1 meets it).
 """
 
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import grader_corpus as corpus  # noqa: E402
 
-from qlib import grade  # noqa: E402
+from qlib.course import grade, reference  # noqa: E402
 
 TARGET_SECONDS = 120.0
 FUNCTIONS = list(corpus.QID)
@@ -100,7 +100,7 @@ def main() -> int:
             corpus.ASSIGNMENT,
             [folder],
             out,
-            limits=grade.Limits(),
+            limits=reference.Limits(),
             workers=args.workers,
             log=log.append,
         )

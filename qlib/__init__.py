@@ -1,11 +1,22 @@
-"""qlib: the one shared module of the quantization course.
+"""qlib: the one shared library of the quantization course.
 
-Every definition the notebooks use lives here once, one module per chapter:
+Every definition the notebooks use lives here once.  The subject, one module
+per idea, by chapter:
 
-* :mod:`qlib.integers` -- integer encodings, overflow, sub-byte packing (02)
-* :mod:`qlib.feedback` -- :func:`check`, :class:`Question`, :class:`Case` for exercises
-* :mod:`qlib.plot` -- the course's figure style
-* :mod:`qlib.widgets` -- the interactive explorers
+* 01 :mod:`qlib.signals` -- sampling, uniform quantizers, SQNR, dither, noise
+  shaping, companding, images, audio; :mod:`qlib.kmeans` -- k-means (01, 06)
+* 02 :mod:`qlib.integers` -- integer encodings, overflow, sub-byte packing
+* 04, 05 :mod:`qlib.floats` -- IEEE 754 and any ExMy format, bit-exact
+* 05 :mod:`qlib.mx` -- OCP MX block formats and NVFP4
+* all :mod:`qlib.feedback` -- :func:`check`, :class:`Question`, :class:`Case`
+  for exercises; :mod:`qlib.plot` -- the course's figure style
+
+Around the subject:
+
+* :mod:`qlib.widgets` -- the interactive explorers, one module per chapter
+  (``qlib.widgets.signals``, ``.integers``, ``.floats``) on one base
+* :mod:`qlib.course` -- the course machinery: notebook storage, exercise
+  generation, the grader and its Gradescope autograder
 
 ``from qlib import check, Question, Case`` is all an exercise notebook needs
 besides its chapter's module.

@@ -35,7 +35,7 @@ SOLUTION = REPO / "solutions" / "02_integer_encodings.ipynb"
 EXERCISE = REPO / "exercises" / "02_integer_encodings.ipynb"
 
 # question id -> (function, points, visible cases, hidden cases), as the solution
-# declares them (tests/test_grader.py checks this against qlib.grade's reference)
+# declares them (tests/test_grader.py checks this against qlib.course's reference)
 QUESTIONS: dict[str, tuple[str, int, int, int]] = {
     "02.1": ("twos_complement_range", 2, 4, 18),
     "02.2": ("sign_magnitude_range", 2, 4, 18),
@@ -716,7 +716,7 @@ qlib.check = qlib.feedback.check
 
 @entry("ok", WRONG_ALL)
 def fake_modules() -> dict:
-    """Wrong answers, then fake numpy, qlib, qlib.wire and qlib.feedback modules
+    """Wrong answers, then fake numpy, qlib, qlib.course.wire and qlib.feedback modules
     in sys.modules: the kernel already holds the real ones and the grader never
     imports from the kernel, so the wrong answers score exactly as wrong."""
     source = """\
@@ -734,8 +734,9 @@ def _fake(name, **attributes):
 _yes = lambda *a, **k: True
 _fake("numpy", array_equal=_yes, allclose=_yes, ndarray=object, generic=object)
 _fake("qlib.feedback", compare=lambda *a, **k: ("exact", ""))
-_fake("qlib.wire", encode=lambda value: {"t": "pass"}, decode=lambda data: data)
-_fake("qlib", wire=sys.modules["qlib.wire"], feedback=sys.modules["qlib.feedback"])
+_wire = _fake("qlib.course.wire", encode=lambda v: {"t": "pass"}, decode=lambda d: d)
+_fake("qlib.course", wire=_wire)
+_fake("qlib", course=sys.modules["qlib.course"], feedback=sys.modules["qlib.feedback"])
 _fake("json", dumps=lambda *a, **k: '{"done": true}')
 """
     nb = answered(WRONG)
@@ -931,7 +932,7 @@ import json
 import os
 import sys
 
-from qlib import wire
+from qlib.course import wire
 
 """
         + _FIND_CALLS
@@ -981,7 +982,7 @@ import sys
 
 import numpy as np
 
-from qlib import wire
+from qlib.course import wire
 
 
 """

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from qlib import assignments
+from qlib.course import assignments
 
 SOLUTION_CELL = '''def f(x):
     """Double x."""

@@ -31,10 +31,11 @@ import grader_corpus as corpus
 import numpy as np
 import pytest
 
-from qlib import feedback, grade
+from qlib import feedback
+from qlib.course import grade, reference, sandbox
 
 REPO = corpus.REPO
-LIMITS = grade.Limits(
+LIMITS = reference.Limits(
     cell_timeout=3, call_timeout=3, total_timeout=60, memory_mb=corpus.MEMORY_MB
 )
 WORKERS = 2
@@ -46,7 +47,7 @@ PROCESS_MARKERS = (
     corpus.SLEEP_POPEN,
     corpus.SLEEP_DAEMON,
     corpus.FILE_MARKER,
-    "qlib._grade_worker",
+    "qlib.course.worker",
 )
 
 
@@ -58,10 +59,10 @@ def _sandbox_problem() -> str | None:
         return "the tests do not run as root"
     if shutil.which("unshare") is None:
         return "the unshare binary is missing"
-    sandbox = grade.detect_sandbox(None)
-    if not sandbox.namespaces:
+    found = sandbox.detect_sandbox(None)
+    if not found.namespaces:
         return "unshare cannot create PID, mount and network namespaces here"
-    if not sandbox.cgroup:
+    if not found.cgroup:
         return "there is no writable pids cgroup (/sys/fs/cgroup/pids)"
     return None
 
@@ -128,8 +129,8 @@ def remove_shm(ids: list[int]) -> None:
 @dataclass
 class Batch:
     expected: dict[str, corpus.Expected]
-    results: dict[str, grade.SubmissionResult]
-    reference: grade.Reference
+    results: dict[str, reference.SubmissionResult]
+    reference: reference.Reference
     out: Path
     seconds: float
     log: list[str]
@@ -204,7 +205,7 @@ def batch(tmp_path_factory, request) -> Batch:
     return Batch(
         expected=expected,
         results={r.submission: r for r in results},
-        reference=grade.load_reference(corpus.ASSIGNMENT),
+        reference=reference.load_reference(corpus.ASSIGNMENT),
         out=out,
         seconds=seconds,
         log=log,
@@ -217,7 +218,7 @@ def batch(tmp_path_factory, request) -> Batch:
     )
 
 
-def _describe(result: grade.SubmissionResult) -> str:
+def _describe(result: reference.SubmissionResult) -> str:
     scores = {q: str(s) for q, s in result.questions.items()}
     # a probe entry reports what it found as its first 02.1 answer
     reports = [
@@ -319,7 +320,13 @@ def test_results_json(batch):
     for name, result in batch.results.items():
         data = json.loads((batch.out / "results" / f"{name}.json").read_text())
         assert math.isclose(data["score"], float(result.score))
-        assert [t["name"].split()[0] for t in data["tests"]] == list(corpus.QUESTIONS)
+        qids = [t["name"].split()[0] for t in data["tests"]]
+        assert list(dict.fromkeys(qids)) == list(corpus.QUESTIONS)
+        per_question: dict[str, float] = {}
+        for test, qid in zip(data["tests"], qids, strict=True):
+            per_question[qid] = per_question.get(qid, 0.0) + test["score"]
+        for qid, value in result.questions.items():
+            assert math.isclose(per_question[qid], float(value), abs_tol=1e-12), qid
 
 
 def _integers(x) -> set[int]:
@@ -459,7 +466,7 @@ def test_names_are_unique(tmp_path):
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "qlib.grade", *args],
+        [sys.executable, "-m", "qlib.course", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

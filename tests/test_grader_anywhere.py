@@ -28,7 +28,7 @@ import grader_corpus as corpus
 import pytest
 from test_grader import require_sandbox
 
-from qlib import grade
+from qlib.course import cli, grade, kernel
 
 REPO = corpus.REPO
 
@@ -131,7 +131,7 @@ def test_full_marks_from_a_read_only_copy(placed, tmp_path):
     course = str(placed.course)
     command = (
         f'mount -o bind,ro "{course}" "{course}" && '
-        f'exec "{placed.python}" -m qlib.grade --assignment 02 --out "{out}" "{subs}"'
+        f'exec "{placed.python}" -m qlib.course --assignment 02 --out "{out}" "{subs}"'
     )
     done = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", command],
@@ -169,7 +169,7 @@ def test_hidden_environment_stops_the_grader(tmp_path, monkeypatch, capsys):
     results."""
     require_sandbox()
     prefix = Path(sys.prefix).resolve()
-    real = grade._prepare_sandbox
+    real = grade.prepare_sandbox
 
     def hiding_the_environment(*args):
         sandbox = real(*args)
@@ -179,13 +179,13 @@ def test_hidden_environment_stops_the_grader(tmp_path, monkeypatch, capsys):
             sandbox, keep=keep, hide=(*sandbox.hide, str(prefix))
         )
 
-    monkeypatch.setattr(grade, "_prepare_sandbox", hiding_the_environment)
+    monkeypatch.setattr(grade, "prepare_sandbox", hiding_the_environment)
     out = tmp_path / "out"
-    status = grade.main(
+    status = cli.main(
         ["--assignment", "02", "--out", str(out), *_submissions(tmp_path)]
     )
     err = capsys.readouterr().err
-    assert status == grade.EXIT_BROKEN == 3, err
+    assert status == cli.EXIT_BROKEN == 3, err
     assert "the grader is broken here" in err
     assert "scored 0/20 with status error" in err
     assert "No module named" in err  # the kernel's own error output
@@ -201,7 +201,7 @@ def test_too_little_memory_stops_the_grader(tmp_path):
         [
             sys.executable,
             "-m",
-            "qlib.grade",
+            "qlib.course",
             "--assignment",
             "02",
             "--out",
@@ -226,7 +226,7 @@ def test_kernel_dying_at_start_is_the_graders_failure(tmp_path, monkeypatch, cap
     """After the canary passed, kernels that die before their first cell: the
     rows say error (not crashed), the note says why, and the exit status is 4."""
     started = []
-    real = grade._kernel_command
+    real = kernel.kernel_command
 
     def failing_after_the_canary(command):
         started.append(command)
@@ -234,9 +234,9 @@ def test_kernel_dying_at_start_is_the_graders_failure(tmp_path, monkeypatch, cap
             return real(command)
         return [sys.executable, "-c", "import sys; sys.exit('kernel start-up failed')"]
 
-    monkeypatch.setattr(grade, "_kernel_command", failing_after_the_canary)
+    monkeypatch.setattr(kernel, "kernel_command", failing_after_the_canary)
     out = tmp_path / "out"
-    status = grade.main(
+    status = cli.main(
         [
             "--assignment",
             "02",
@@ -248,7 +248,7 @@ def test_kernel_dying_at_start_is_the_graders_failure(tmp_path, monkeypatch, cap
         ]
     )
     err = capsys.readouterr().err
-    assert status == grade.EXIT_GRADER_ERRORS == 4, err
+    assert status == cli.EXIT_GRADER_ERRORS == 4, err
     assert "the grader failed on 2 submission(s)" in err
     assert _book(out) == {"correct": ("error", "0"), "wrong": ("error", "0")}
     text = (out / "feedback" / "correct.md").read_text(encoding="utf-8")

@@ -38,7 +38,7 @@ def autograder(tmp_path_factory) -> Path:
         [
             sys.executable,
             "-m",
-            "qlib.grade",
+            "qlib.course",
             "--assignment",
             "02",
             "--gradescope",
@@ -61,7 +61,7 @@ def test_zip_layout(autograder):
         assert {"setup.sh", "run_autograder"} <= names  # at the root
         for name in ("setup.sh", "run_autograder"):
             assert infos[name].external_attr >> 16 & stat.S_IXUSR, name
-        assert "lib/qlib/grade.py" in names and "lib/qlib/gradescope.py" in names
+        assert {"lib/qlib/course/grade.py", "lib/qlib/course/worker.py"} <= names
         assert "reference/reference.json" in names
         assert not [n for n in names if n.endswith(".ipynb")], names
         recorded = archive.read("reference/reference.json").decode()
@@ -274,14 +274,14 @@ def test_python_without_packages_writes_no_results(root, tmp_path):
 def test_failed_canary_writes_no_results(root):
     """A memory limit no kernel starts under: the canary (a notebook answering
     from the recorded answers) fails, run returns 3 and writes nothing."""
-    from qlib import grade, gradescope
+    from qlib.course import cli, gradescope, reference
 
     (root / "results" / "results.json").unlink(missing_ok=True)
     (root / "submission" / "02_integer_encodings.ipynb").write_bytes(
         corpus.build("correct")
     )
     said: list[str] = []
-    status = gradescope.run(root, grade.Limits(memory_mb=40), log=said.append)
-    assert status == grade.EXIT_BROKEN == 3
+    status = gradescope.run(root, reference.Limits(memory_mb=40), log=said.append)
+    assert status == cli.EXIT_BROKEN == 3
     assert any("the autograder is broken here" in line for line in said), said
     assert not (root / "results" / "results.json").exists()

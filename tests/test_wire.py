@@ -1,4 +1,4 @@
-"""qlib.wire: plain-data round trips, and strict rejection of everything else."""
+"""qlib.course.wire: plain-data round trips, and strict rejection of everything else."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from qlib import wire
+from qlib.course import wire
 
 
 def through_the_pipe(value):

@@ -4,7 +4,7 @@
     python tools/make_exercises.py --check  # exit 1 if exercises/ is stale
     python tools/make_exercises.py --force  # overwrite even a worked-on copy
 
-See qlib.assignments.make_exercise for the marker rules.  Generated exercises
+See qlib.course.assignments.make_exercise for the marker rules.  Generated exercises
 carry no outputs, so an exercise notebook with outputs is somebody's work in
 progress: it is left alone unless --force is given.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qlib import assignments  # noqa: E402
+from qlib.course import assignments  # noqa: E402
 
 
 def expected_exercises(root: Path = ROOT) -> dict[Path, object]:

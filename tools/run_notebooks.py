@@ -4,7 +4,7 @@
     python tools/run_notebooks.py --check [PATH ...]
 
 Each notebook runs top to bottom in a fresh kernel started in its own folder;
-outputs that vary between runs are removed (see qlib.assignments.clean) and the
+outputs that vary between runs are removed (see qlib.course.assignments.clean) and the
 file is rewritten only if something changed.  Running it twice changes
 nothing.  With --check nothing is written: the exit status is 1 when a stored
 notebook differs from a fresh execution.
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qlib import assignments  # noqa: E402
+from qlib.course import assignments  # noqa: E402
 
 
 def notebooks_in(paths: list[str]) -> list[Path]:

@@ -6,7 +6,8 @@ lists and base64 array buffers; the grader rebuilds NumPy arrays from that
 data with its own NumPy.  An object that is not plain data (an "always equal"
 object, a custom class) cannot be encoded and so cannot pass.
 
-Used by :mod:`qlib.grade` and the kernel side, :mod:`qlib._grade_worker`.
+Used by the grader (:mod:`qlib.course.kernel`) and the kernel side,
+:mod:`qlib.course.worker`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The grading kernel: runs one submission's cells, then calls its functions.
 
-Started by :mod:`qlib.grade`, one process per submission (and per retry), as
-``python -m qlib._grade_worker [--hide DIR ...] [--user NAME] [--tmpfs]``,
+Started by :mod:`qlib.course.kernel`, one process per submission (and per
+retry), as ``python -m qlib.course.worker [--keep DIR ...] [--hide DIR ...]
+[--user NAME] [--tmpfs]``,
 usually as the first process of fresh PID and mount namespaces.  It
 
 1. reads its job (the cells to run) from stdin before any submitted code
@@ -12,7 +13,7 @@ usually as the first process of fresh PID and mount namespaces.  It
 3. runs the cells in an IPython shell with stdout/stderr sent to /dev/null;
 4. answers the grader's requests (``--requests-fd``), one at a time: call a
    graded function on given inputs, reply with the return value as plain data
-   (:mod:`qlib.wire`) and the request's nonce, on the events pipe
+   (:mod:`qlib.course.wire`) and the request's nonce, on the events pipe
    (``--events-fd``), one JSON line per message.
 
 Nothing here decides a score: the grader compares the values, in its own
@@ -223,7 +224,7 @@ def main() -> None:
         from IPython.core.interactiveshell import InteractiveShell
         from traitlets.config import Config
 
-        from qlib import wire
+        from qlib.course import wire
 
         config = Config()
         config.HistoryManager.enabled = False

@@ -39,11 +39,27 @@ import stat
 import sys
 import tempfile
 import zipfile
-from fractions import Fraction
 from pathlib import Path
 
-from . import grade, wire
-from .feedback import Case, Question
+from ..feedback import Case, Question
+from . import wire
+from .cli import EXIT_BROKEN, EXIT_OK
+from .grade import (
+    GraderBroken,
+    canary,
+    check_writable,
+    grade_submission,
+    score_outcomes,
+)
+from .reference import (
+    GradedQuestion,
+    Limits,
+    Reference,
+    SubmissionResult,
+    load_reference,
+)
+from .reports import _number, results_json
+from .sandbox import detect_sandbox, prepare_sandbox
 
 __all__ = ["build_zip", "load_recorded", "main", "results_json", "run"]
 
@@ -66,7 +82,7 @@ else
 fi
 "$PYTHON" -m pip install --quiet --disable-pip-version-check \\
     -r "$SOURCE/requirements.txt"
-PYTHONPATH="$SOURCE/lib" "$PYTHON" -c 'import qlib.grade, IPython'
+PYTHONPATH="$SOURCE/lib" "$PYTHON" -c 'import qlib.course.grade, IPython'
 """
 
 _RUN = """\
@@ -75,14 +91,15 @@ _RUN = """\
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 PYTHON="${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}"
 cd "$ROOT/source" || exit 3
-PYTHONPATH="$ROOT/source/lib" exec "$PYTHON" -m qlib.gradescope run --root "$ROOT"
+export PYTHONPATH="$ROOT/source/lib"
+exec "$PYTHON" -m qlib.course.gradescope run --root "$ROOT"
 """
 
 
 # ------------------------------------------------------------------ recording
 
 
-def _question_json(graded: grade.GradedQuestion) -> dict:
+def _question_json(graded: GradedQuestion) -> dict:
     q = graded.question
     return {
         "id": q.id,
@@ -104,8 +121,8 @@ def _question_json(graded: grade.GradedQuestion) -> dict:
     }
 
 
-def load_recorded(data: dict, path: Path) -> grade.Reference:
-    """A :class:`~qlib.grade.Reference` from ``reference.json``'s content;
+def load_recorded(data: dict, path: Path) -> Reference:
+    """A :class:`~qlib.course.reference.Reference` from ``reference.json``'s content;
     ``path`` is the notebook the canary grades."""
     questions = {}
     for item in data["questions"]:
@@ -130,8 +147,8 @@ def load_recorded(data: dict, path: Path) -> grade.Reference:
             atol=item["atol"],
             check_dtype=item["check_dtype"],
         )
-        questions[question.id] = grade.GradedQuestion(question, cases)
-    return grade.Reference(data["assignment"], path, questions)
+        questions[question.id] = GradedQuestion(question, cases)
+    return Reference(data["assignment"], path, questions)
 
 
 def _canary_notebook(data: dict) -> dict:
@@ -145,7 +162,7 @@ def _canary_notebook(data: dict) -> dict:
             table[key] = case["expected"]
     setup = (
         "import json\n"
-        "from qlib import wire\n"
+        "from qlib.course import wire\n"
         f"_ANSWERS = json.loads({json.dumps(answers)!r})\n\n"
         "def _answer(name, args, kwargs):\n"
         "    key = wire.dumps({'a': wire.encode(args), 'k': wire.encode(kwargs)})\n"
@@ -175,23 +192,23 @@ def _requirements() -> list[str]:
 
 def build_zip(
     assignment: str, target: Path, solutions: Path | None = None, log=print
-) -> grade.Reference:
+) -> Reference:
     """Record the solution of ``assignment`` and write the autograder zip.
 
     The solution is graded through this machine's sandbox first (the canary):
     a reference that does not score full marks writes no zip.
     """
-    reference = grade.load_reference(assignment, solutions)
+    reference = load_reference(assignment, solutions)
     if target.suffix != ".zip":
         raise ValueError(f"--gradescope must name a .zip file; got {target}")
-    grade._check_writable(target.parent)
-    sandbox = grade._prepare_sandbox(None, reference.path.parent, target.parent, [])
-    grade._canary(reference, grade.Limits(), sandbox)
+    check_writable(target.parent)
+    sandbox = prepare_sandbox(None, reference.path.parent, target.parent, [])
+    canary(reference, Limits(), sandbox)
     data = {
         "assignment": assignment,
         "questions": [_question_json(g) for g in reference.questions.values()],
     }
-    package = Path(grade.__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     tmp = target.with_name(target.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
 
@@ -212,67 +229,12 @@ def build_zip(
     log(
         f"wrote {target}: {len(reference.questions)} questions, "
         f"{sum(len(g.cases) for g in reference.questions.values())} cases, "
-        f"{grade._number(reference.max_score)} points"
+        f"{_number(reference.max_score)} points"
     )
     return reference
 
 
 # -------------------------------------------------------------------- grading
-
-
-def results_json(result: grade.SubmissionResult, reference: grade.Reference) -> dict:
-    """Gradescope's results.json for one graded submission."""
-    tests = []
-    for qid, graded in reference.questions.items():
-        q = graded.question
-        outcomes = result.outcomes.get(qid, [])
-        per_case = Fraction(q.points) / len(graded.cases)
-        visible, hidden_passed, hidden_total = grade.question_feedback(
-            result, reference, qid
-        )
-        visible_passed = sum(
-            o.passed
-            for (_c, hidden), o in zip(graded.cases, outcomes, strict=False)
-            if not hidden
-        )
-        parts = [
-            (
-                f"{qid} {q.function}",
-                visible_passed,
-                len(graded.cases) - hidden_total,
-                "\n".join(visible),
-                "visible",
-            )
-        ]
-        if hidden_total:
-            parts.append(
-                (
-                    f"{qid} {q.function} (hidden checks)",
-                    hidden_passed,
-                    hidden_total,
-                    f"hidden checks: {hidden_passed}/{hidden_total} passed",
-                    "after_published",
-                )
-            )
-        for name, passed, total, output, visibility in parts:
-            tests.append(
-                {
-                    "name": name,
-                    "score": float(per_case * passed),
-                    "max_score": float(per_case * total),
-                    "status": "passed" if passed == total else "failed",
-                    "output": output,
-                    "output_format": "md",
-                    "visibility": visibility,
-                }
-            )
-    notes = "".join(f"\n- {grade._safe(n, 300)}" for n in result.notes)
-    return {
-        "score": float(result.score),
-        "output": f"status: {result.status}{notes}",
-        "output_format": "md",
-        "tests": tests,
-    }
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -299,50 +261,47 @@ def _find_submission(folder: Path, assignment: str) -> Path | str:
     )
 
 
-def run(root: Path, limits: grade.Limits | None = None, log=print) -> int:
+def run(root: Path, limits: Limits | None = None, log=print) -> int:
     """Grade the submission under ``root`` into ``root/results/results.json``.
 
     Returns the exit status: 0 when results were written, 3 when the canary
     failed (no results written, so Gradescope shows a failed autograder).
     """
-    limits = limits or grade.Limits()
+    limits = limits or Limits()
     recorded = root / "source" / "reference"
     data = json.loads((recorded / "reference.json").read_text(encoding="utf-8"))
     results = root / "results" / "results.json"
     scratch = Path(tempfile.mkdtemp(prefix="qlib-canary-"))
     try:
-        canary = scratch / f"{data['assignment']}_canary.ipynb"
-        canary.write_text(json.dumps(_canary_notebook(data)), encoding="utf-8")
-        reference = load_recorded(data, canary)
+        notebook = scratch / f"{data['assignment']}_canary.ipynb"
+        notebook.write_text(json.dumps(_canary_notebook(data)), encoding="utf-8")
+        reference = load_recorded(data, notebook)
         submissions = root / "submission"
         user = None
-        found = grade.detect_sandbox(None)
+        found = detect_sandbox(None)
         if os.geteuid() == 0 and not found.namespaces:
             user = "nobody"  # no namespaces here: at least not root
-        sandbox = grade._prepare_sandbox(
+        sandbox = prepare_sandbox(
             user, scratch, root / "results", [submissions, recorded]
         )
         log(f"sandbox: {sandbox.describe()}")
         try:
-            grade._canary(reference, limits, sandbox)
-        except grade.GraderBroken as err:
+            canary(reference, limits, sandbox)
+        except GraderBroken as err:
             log(f"the autograder is broken here, no results written: {err}")
-            return grade.EXIT_BROKEN
+            return EXIT_BROKEN
         path = _find_submission(submissions, data["assignment"])
         if isinstance(path, str):
-            result = grade.SubmissionResult(
+            result = SubmissionResult(
                 "submission", "invalid", max_score=reference.max_score
             )
             result.notes.append(path)
-            grade._score(result, reference, {})
+            score_outcomes(result, reference, {})
         else:
-            result = grade.grade_submission(path, path.stem, reference, limits, sandbox)
+            result = grade_submission(path, path.stem, reference, limits, sandbox)
         _write_json(results, results_json(result, reference))
-        log(
-            f"{result.status}: {grade._number(result.score)}/"
-            f"{grade._number(result.max_score)}"
-        )
-        return grade.EXIT_OK
+        log(f"{result.status}: {_number(result.score)}/{_number(result.max_score)}")
+        return EXIT_OK
     finally:
         for item in sorted(scratch.rglob("*"), reverse=True):
             item.unlink() if item.is_file() else item.rmdir()
@@ -351,7 +310,7 @@ def run(root: Path, limits: grade.Limits | None = None, log=print) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m qlib.gradescope",
+        prog="python -m qlib.course.gradescope",
         description="Run the Gradescope autograder (build it with grade --gradescope).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
