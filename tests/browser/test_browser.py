@@ -1,13 +1,18 @@
 """The course in a real browser: JupyterLab, ipywidgets and Debian's chromium.
 
-One fresh JupyterLab server and one headless chromium serve all these tests.
-The server works on temporary copies of notebooks/ and exercises/, with
-temporary Jupyter config, data and runtime folders, so neither the repository
-nor the user's Jupyter setup is touched.  For each notebook the test opens it,
+One fresh JupyterLab server, one headless chromium and one JupyterLab page
+serve all these tests (loading the app costs seconds; opening a notebook in
+the app already loaded costs its kernel start).  The server works on
+temporary copies of notebooks/ and exercises/, with temporary Jupyter config,
+data and runtime folders, so neither the repository nor the user's Jupyter
+setup is touched.  For each notebook the test opens it in a fresh kernel,
 clears the stored outputs, runs Run -> Run All Cells, checks that nothing
 failed and that every widget rendered, moves a control of every qlib explorer
-and checks that the picture or table answered, then saves a screenshot of the
-whole notebook into artifacts/browser/.
+and checks that the picture or table answered, saves a screenshot of the
+notebook (its first ``SCREENSHOT_MAX_HEIGHT`` pixels) into artifacts/browser/,
+then closes the notebook's tab, shuts its kernel down and checks that neither
+its DOM nor a kernel is left for the next notebook.  The suite ends with a
+table of the time each notebook took, phase by phase.
 
 Needs chromium (``apt-get install chromium``) and the ``playwright`` package
 (``pip install -e '.[test]'``); ``playwright install`` is not needed.  Without
@@ -31,9 +36,8 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 import nbformat
 import pytest
@@ -60,6 +64,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1280, "height": 900}
+# The screenshot is for humans, not a check.  Laying out and encoding a taller
+# viewport costs more than in proportion (01's 30,794 px took 1.8 s on an idle
+# machine, 3.2 s on a busy one; 20,000 px 0.9 s): taller notebooks are cut.
+SCREENSHOT_MAX_HEIGHT = 20_000
 TARGET_SECONDS = 15.0  # per notebook; printed, not asserted (CI machines vary)
 USER_SETTINGS = {
     # every cell attached to the DOM: off-screen outputs are rendered and checked
@@ -70,7 +78,23 @@ USER_SETTINGS = {
 # how many sliders each explorer's live view has (see qlib/widgets/)
 SLIDERS = {kind: explorer_parts(kind)[1] for kind in EXPLORERS}
 
-# JavaScript run in the page
+# JavaScript run in the page (window.jupyterapp: --LabApp.expose_app_in_browser)
+APP_RESTORED = """async () => {
+    const app = window.jupyterapp;
+    await app.restored;
+    app.shell.collapseLeft();  // no file browser: the notebook gets the width
+}"""
+OPEN_NOTEBOOK = """async (path) => {
+    await window.jupyterapp.commands.execute(
+        "docmanager:open", { path, factory: "Notebook" }
+    );
+}"""
+# dispose, not close: closing a changed notebook asks whether to save it
+CLOSE_ALL_TABS = """() => {
+    for (const widget of Array.from(window.jupyterapp.shell.widgets("main"))) {
+        widget.dispose();
+    }
+}"""
 SHA256_OF_IMG = """async (img) => {
     const data = await (await fetch(img.src)).arrayBuffer();
     const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
@@ -194,9 +218,9 @@ class Lab:
             body = response.read()
         return json.loads(body) if body else None
 
-    def url(self, path: str) -> str:
-        # ?reset: an empty workspace, so only this notebook opens
-        return f"{self.base}/lab/tree/{quote(path)}?reset&token={self.token}"
+    def url(self) -> str:
+        # ?reset: an empty workspace, so no notebook opens with the app
+        return f"{self.base}/lab?reset&token={self.token}"
 
     def shut_down_kernels(self, path: str | None = None) -> None:
         """Close the sessions (and their kernels) of ``path``, or of everything."""
@@ -252,8 +276,9 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="module")
-def lab(chromium_path, tmp_path_factory) -> Iterator[Lab]:
+def lab(chromium_path, tmp_path_factory, timings) -> Iterator[Lab]:
     """A fresh JupyterLab on temporary copies of notebooks/ and exercises/."""
+    start = time.perf_counter()
     before = file_hashes(COPIED)
     tmp = tmp_path_factory.mktemp("jupyterlab")
     root = tmp / "root"
@@ -295,6 +320,7 @@ def lab(chromium_path, tmp_path_factory) -> Iterator[Lab]:
                     "--ServerApp.port_retries=0",
                     f"--IdentityProvider.token={token}",
                     f"--ServerApp.root_dir={root}",
+                    "--LabApp.expose_app_in_browser=True",  # window.jupyterapp
                 ],
                 cwd=root,
                 env=env,
@@ -321,6 +347,7 @@ def lab(chromium_path, tmp_path_factory) -> Iterator[Lab]:
                 argv0 in own or Path(argv0).resolve() == Path(sys.executable).resolve()
             ), f"the default kernel runs {argv0}, not this environment's Python"
             lab.kernel_display_name = default["spec"]["display_name"]
+            timings.setup["server"] = time.perf_counter() - start
             yield lab
         finally:
             stop_server(lab, server)
@@ -332,10 +359,11 @@ def lab(chromium_path, tmp_path_factory) -> Iterator[Lab]:
 
 
 @pytest.fixture(scope="module")
-def browser(chromium_path, tmp_path_factory):
+def browser(chromium_path, tmp_path_factory, timings):
     """One headless chromium (a persistent context with a temporary profile)."""
     from playwright.sync_api import expect, sync_playwright
 
+    start = time.perf_counter()
     expect.set_options(timeout=20_000)
     profile = tmp_path_factory.mktemp("chromium-profile")
     playwright = sync_playwright().start()
@@ -348,6 +376,7 @@ def browser(chromium_path, tmp_path_factory):
             viewport=VIEWPORT,
         )
         context.set_default_timeout(30_000)
+        timings.setup["chromium"] = time.perf_counter() - start
         try:
             yield context
         finally:
@@ -364,8 +393,169 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
+@pytest.fixture(scope="module")
+def lab_page(lab, browser, timings) -> Iterator[LabPage]:
+    """The JupyterLab page every notebook opens in, one after the other."""
+    shared = LabPage(lab, browser, timings)
+    try:
+        yield shared
+    finally:
+        shared.discard()
+
+
+# --------------------------------------------------------------------------
+# timings
+
+
+@dataclass(repr=False)  # a failure's traceback shows the fixture, not the table
+class Timings:
+    """Seconds per notebook and phase; a pytest plugin that prints them at the end."""
+
+    setup: dict[str, float] = field(default_factory=dict)  # shared by all notebooks
+    rows: list[tuple[str, str, dict[str, float]]] = field(default_factory=list)
+
+    def table(self) -> list[str]:
+        names = ["open", "run", "widgets", "screenshot", "close"]
+        width = max(len(name) for name, _, _ in self.rows)
+        lines = [
+            f"{'notebook':<{width}} "
+            + " ".join(f"{n:>10}" for n in [*names, "total"])
+            + "  status"
+        ]
+        for name, status, phases in self.rows:
+            total = sum(phases.values())
+            over = f"  over the {TARGET_SECONDS:.0f} s target" * (
+                total > TARGET_SECONDS
+            )
+            lines.append(
+                f"{name:<{width}} "
+                + " ".join(
+                    f"{phases[n]:10.1f}" if n in phases else f"{'-':>10}" for n in names
+                )
+                + f" {total:10.1f}  {status}{over}"
+            )
+        notebooks = sum(sum(phases.values()) for _, _, phases in self.rows)
+        setup = sum(self.setup.values())
+        lines.append(
+            f"{len(self.rows)} notebooks {notebooks:.1f} s"
+            f" + shared setup {setup:.1f} s ("
+            + ", ".join(f"{k} {v:.1f}" for k, v in self.setup.items())
+            + f") = {notebooks + setup:.1f} s"
+        )
+        return lines
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.rows:
+            terminalreporter.write_sep("-", "browser: seconds per notebook and phase")
+            table = self.table()
+            for line in table:
+                terminalreporter.write_line(line)
+            with (ARTIFACTS / "timings.txt").open("a") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {table[-1]}\n")
+
+
+@pytest.fixture(scope="module")
+def timings(request) -> Timings:
+    table = Timings()
+    request.config.pluginmanager.register(table, f"browser-timings-{id(table)}")
+    return table
+
+
 # --------------------------------------------------------------------------
 # page helpers
+
+
+class LabPage:
+    """One JupyterLab page, reused: each notebook opens in a tab, then goes.
+
+    ``open`` starts from a page with no tab, no notebook DOM and no kernel on
+    the server, so the notebook gets a fresh kernel and only its own outputs
+    and widgets can satisfy its checks; ``close`` disposes the tab, shuts the
+    kernels down and checks that.  A page that does not come back clean is
+    thrown away, and the next notebook loads the app in a new one.
+    """
+
+    def __init__(self, lab: Lab, browser, timings: Timings) -> None:
+        self.lab, self.browser, self.timings = lab, browser, timings
+        self.page = None
+        self.errors: list[str] = []  # uncaught JavaScript exceptions, widget code's too
+        self.loads = 0
+
+    def ready(self) -> None:
+        """Load the app unless a page is open (the app's load is timed apart)."""
+        if self.page is None:
+            self.load()
+
+    def load(self) -> None:
+        """The app in a new page, with no tab open."""
+        start = time.perf_counter()
+        self.discard()
+        page = self.browser.new_page()
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        try:
+            page.goto(self.lab.url())
+            page.wait_for_function("() => window.jupyterapp !== undefined")
+            page.evaluate(APP_RESTORED)
+            page.evaluate(CLOSE_ALL_TABS)  # the launcher
+        except BaseException:
+            page.close()  # the next notebook tries a new page
+            raise
+        self.page = page
+        self.loads += 1
+        key = "app load" if self.loads == 1 else f"app load {self.loads}"
+        self.timings.setup[key] = time.perf_counter() - start
+
+    def open(self, name: str):
+        """Open notebook ``name`` (relative to the server's root) in a new tab."""
+        from playwright.sync_api import expect
+
+        self.ready()
+        page = self.page
+        page.evaluate(OPEN_NOTEBOOK, name)
+        expect(page.locator(".jp-NotebookPanel")).to_have_count(1)
+        return page
+
+    def close(self) -> list[str]:
+        """Close every tab and kernel; what was left behind (nothing, normally)."""
+        from playwright.sync_api import expect
+
+        problems, before = [], len(self.errors)
+        if self.page is not None:
+            page = self.page
+            try:
+                page.keyboard.press("Escape")  # a menu or dialog a failure left open
+                page.evaluate(CLOSE_ALL_TABS)
+                page.set_viewport_size(VIEWPORT)  # the screenshot changed it
+                for left in (
+                    # JupyterLab opens a launcher when the last tab goes
+                    '#jp-main-dock-panel .lm-TabBar-tab:not([data-id^="launcher-"])',
+                    ".jp-NotebookPanel",
+                    ".jp-OutputArea",
+                    ".jupyter-widgets",
+                    ".jp-Dialog",
+                ):
+                    expect(
+                        page.locator(left), f"left in the page: {left}"
+                    ).to_have_count(0)
+            except Exception as error:  # any failure: the next notebook reloads
+                problems.append(f"the page did not come back clean: {error}")
+                self.discard()
+            if self.errors[before:]:
+                problems.append(f"JavaScript errors on closing: {self.errors[before:]}")
+        try:
+            self.lab.shut_down_kernels()
+            if kernels := self.lab.api("GET", "/api/kernels"):
+                problems.append(f"kernels left running: {kernels}")
+        except (OSError, ValueError) as error:
+            problems.append(f"shutting the kernels down failed: {error}")
+        self.errors.clear()
+        return problems
+
+    def discard(self) -> None:
+        if self.page is not None:
+            with contextlib.suppress(Exception):
+                self.page.close()
+            self.page = None
 
 
 def menu(page, top: str, item: str) -> None:
@@ -465,19 +655,24 @@ def check_explorer(view, kind: str, where: str) -> None:
             pick_option(view, i, where)
 
 
-def screenshot(page, path: Path) -> None:
-    """The whole notebook in one picture: a viewport as tall as the notebook."""
+def screenshot(page, path: Path) -> str:
+    """The notebook in one picture: a viewport as tall as the notebook, capped.
+
+    The cap (``SCREENSHOT_MAX_HEIGHT``) keeps the tallest notebooks from
+    costing seconds; ``LabPage.close`` puts the viewport back.  Returns a note
+    when the picture shows only the notebook's top, else "".
+    """
     page.keyboard.press("Escape")
-    page.keyboard.press("Control+b")  # hide the file browser
     scroller = page.locator(".jp-NotebookPanel .jp-WindowedPanel-outer")
     height = scroller.evaluate("(e) => { e.scrollTop = 0; return e.scrollHeight; }")
     extra = VIEWPORT["height"] - scroller.evaluate("(e) => e.clientHeight")
-    page.set_viewport_size(
-        {"width": VIEWPORT["width"], "height": min(height + extra, 30_000)}
-    )
+    shown = min(height + extra, SCREENSHOT_MAX_HEIGHT)
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": shown})
     scroller.evaluate("(e) => { e.scrollTop = 0; }")
     # JPEG: a notebook-tall PNG takes seconds to encode, a JPEG a fraction
-    page.screenshot(path=path, full_page=True, type="jpeg", quality=80)
+    page.screenshot(path=path, type="jpeg", quality=80)
+    cut = height + extra > SCREENSHOT_MAX_HEIGHT
+    return f"screenshot: its first {shown - extra} of {height} px" if cut else ""
 
 
 # --------------------------------------------------------------------------
@@ -485,14 +680,15 @@ def screenshot(page, path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=rel)
-def test_notebook_runs_and_its_widgets_answer(path, lab, browser, artifacts):
-    run_in_browser(rel(path), lab, browser, artifacts / screenshot_name(path))
+def test_notebook_runs_and_its_widgets_answer(path, lab_page, artifacts, timings):
+    run_in_browser(rel(path), lab_page, artifacts / screenshot_name(path), timings)
 
 
-def run_in_browser(name: str, lab: Lab, browser, picture: Path) -> None:
+def run_in_browser(name: str, lab_page: LabPage, picture: Path, timings) -> None:
     """Open ``name`` (relative to the server's root), Run All, check, screenshot."""
     from playwright.sync_api import expect
 
+    lab = lab_page.lab
     copy = lab.root / name
     nb = nbformat.read(copy, as_version=4)
     explorers = explorer_cells(copy)
@@ -504,30 +700,34 @@ def run_in_browser(name: str, lab: Lab, browser, picture: Path) -> None:
         for i, c in enumerate(nb.cells)
         if "raises-exception" in c.metadata.get("tags", [])
     }
-    start, status = time.perf_counter(), "FAILED"
-    phases: dict[str, float] = {}  # seconds from the start when each phase ended
-    page = browser.new_page()
-    page_errors: list[str] = []  # uncaught JavaScript exceptions, widget code's too
-    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    lab_page.ready()  # the app's load (once, or after a broken page) is timed apart
+    start = lap = time.perf_counter()
+    phases: dict[str, float] = {}  # seconds each phase took
+
+    def phase(what: str) -> None:
+        nonlocal lap
+        now = time.perf_counter()
+        phases[what], lap = now - lap, now
+
+    passed, problems, note = False, [], ""
     try:
-        page.goto(lab.url(name))
+        page = lab_page.open(name)
         panel = page.locator(".jp-NotebookPanel")
         idle = page.locator(
             ".jp-StatusBar-TextItem",
             has_text=f"{lab.kernel_display_name} | Idle",
         )
         expect(idle).to_be_visible(timeout=60_000)
-        expect(panel).to_have_count(1)
         cells = panel.locator(".jp-Cell")
         expect(cells).to_have_count(len(nb.cells))
-        phases["open"] = time.perf_counter() - start
+        phase("open")
 
         # the stored outputs go, so everything checked below is live
         menu(page, "Edit", "Clear Outputs of All Cells")
         menu(page, "Run", "Run All Cells")
         page.wait_for_function(RUN_FINISHED, arg=code, timeout=120_000)
         expect(idle).to_be_visible(timeout=60_000)
-        phases["run"] = time.perf_counter() - start
+        phase("run")
 
         errors = [
             f"cell {i}: {text[-1500:]}"
@@ -557,24 +757,29 @@ def run_in_browser(name: str, lab: Lab, browser, picture: Path) -> None:
             for j, kind in enumerate(kinds):
                 check_explorer(views.nth(j), kind, f"{name} cell {i} ({kind})")
 
-        assert not page_errors, f"{name}: JavaScript errors: {page_errors}"
-        phases["widgets"] = time.perf_counter() - start
-        screenshot(page, picture)
-        phases["screenshot"] = time.perf_counter() - start
-        status = "ok"
+        assert not lab_page.errors, f"{name}: JavaScript errors: {lab_page.errors}"
+        phase("widgets")
+        note = screenshot(page, picture)
+        phase("screenshot")
+        passed = True
     finally:
-        page.close()
-        with contextlib.suppress(OSError, ValueError):
-            lab.shut_down_kernels(name)
+        # the next notebook starts with no tab, no notebook DOM and no kernel
+        problems = lab_page.close()
+        phase("close")
+        status = "ok" if passed and not problems else "FAILED"
+        timings.rows.append((name, status, phases))
         seconds = time.perf_counter() - start
         kinds = sorted({k for ks in explorers.values() for k in ks})
         line = (
             f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {name:<40} {seconds:6.1f} s"
             f"  {status}  widgets: {', '.join(kinds) or '-'}"
-            f"  (ends: {', '.join(f'{k} {v:.1f}' for k, v in phases.items())})"
+            f"  ({', '.join(f'{k} {v:.1f}' for k, v in phases.items())})"
         )
         if seconds > TARGET_SECONDS:
             line += f"  (over the {TARGET_SECONDS:.0f} s target)"
+        if note:
+            line += f"  ({note})"
         print(f"\n[browser] {line}")
         with (picture.parent / "timings.txt").open("a") as f:
             f.write(line + "\n")
+    assert not problems, f"{name}: after closing: " + "; ".join(problems)
