@@ -395,6 +395,24 @@ def test_feedback_is_public(batch, secrets, name):
     assert not code, f"solution code in {name}'s feedback: {code}"
 
 
+def test_feedback_explains_visible_failures(batch):
+    """A failed visible case in the feedback file carries the text the
+    notebook's check prints (feedback.explain): here the corpus's wrong
+    twos_complement_range, which returns (-largest, largest)."""
+    text = (batch.out / "feedback" / "wrong.md").read_text(encoding="utf-8")
+    graded = batch.reference.questions["02.1"]
+    question = graded.question
+    for case, hidden in graded.cases:
+        if hidden:
+            continue
+        (bits,) = case.args
+        largest = 2 ** (bits - 1) - 1
+        explained = feedback.explain(question, case, (-largest, largest))
+        assert "first difference" in explained
+        for line in explained.splitlines():  # markdown: runs of spaces are one
+            assert f"  - {' '.join(line.split())}" in text, line
+
+
 def test_results_keep_no_large_answers(batch):
     """A returned value is compared and dropped: the results of a batch must
     not hold every submission's answers (a 40 MB answer per call would hold
