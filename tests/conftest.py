@@ -1,0 +1,34 @@
+"""Where the tests find MNIST: ``QLIB_DATA``, else ``../shared/data`` beside
+the clone (where CI lays it).  Set in ``os.environ`` so that the kernels nbval
+starts inherit it; never pointed at a download location."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if not os.environ.get("QLIB_DATA") and SHARED_DATA.is_dir():
+    os.environ["QLIB_DATA"] = str(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def mnist_folder() -> Path:
+    """The folder ``QLIB_DATA`` names, holding the four ``mnist/*.gz`` files.
+    Fails (never skips) when they are not there."""
+    from qlib.data import CHECKSUMS
+
+    folder = os.environ.get("QLIB_DATA")
+    missing = [
+        n for n in CHECKSUMS if not folder or not Path(folder, "mnist", n).is_file()
+    ]
+    if missing:
+        pytest.fail(
+            f"MNIST not found (QLIB_DATA={folder!r}; missing {', '.join(missing)}). "
+            "Set QLIB_DATA to a folder holding mnist/*.gz, the four original files "
+            f"(CI lays them in {SHARED_DATA}).",
+            pytrace=False,
+        )
+    return Path(folder)
