@@ -177,6 +177,13 @@ FIGURE_EXPLORERS = {
         "format": ["fp4_e2m1fn", "bf16", "fp6_e3m2fn"],
         "distribution": ["outliers", "laplace", "normal"],
     },
+    "QFormatExplorer": {
+        "int_bits": [0, 7, 2],
+        "frac_bits": [0, 8, 5],
+        "signed": [False, True],
+        "rounding": ["stochastic", "floor", "nearest_away"],
+        "overflow": ["wrap", "saturate"],
+    },
 }
 
 
@@ -210,3 +217,140 @@ def test_a_frame_equals_the_figure_drawn_afresh(kind):
         ex.layers.invalidate()
         assert ex.layers.png() == frame, f"{kind}: stale picture after {name}={value}"
     assert fast > 0, f"{kind}: every frame drew the whole figure"
+
+
+# ------------------------------------------------------------------ chapter 03
+
+
+def _exact(value) -> str:
+    """A Fraction as the exact decimal the explorer prints (minus sign U+2212)."""
+    from decimal import Decimal
+
+    text = str(Decimal(value.numerator) / Decimal(value.denominator))
+    return text.replace("-", "\N{MINUS SIGN}")
+
+
+def test_qformat_explorer_stores_the_signal_on_the_grid():
+    from qlib import fixedpoint
+
+    ex = widgets.QFormatExplorer(int_bits=1, frac_bits=5)
+    before = png_of(ex)
+    ex.controls["frac_bits"].value = 3
+    assert ex.fmt == fixedpoint.QFormat(1, 3, True)
+    assert np.array_equal(ex.x_q * 8, np.round(ex.x_q * 8))  # on the 1/8 grid
+    assert np.array_equal(
+        ex.x_q, fixedpoint.quantize(ex.x, ex.fmt, "nearest_even", "saturate")
+    )
+    assert np.array_equal(ex.stored.get_ydata(), ex.x_q)
+    fits = ~ex.overflowed
+    assert np.array_equal(ex.err.get_ydata(), ex.e[fits] * 8)  # in steps
+    assert np.abs(ex.e[fits]).max() <= 1 / 16
+    assert png_of(ex) != before
+
+
+def test_qformat_explorer_wrap_and_saturate_differ_where_the_sine_overflows():
+    ex = widgets.QFormatExplorer(int_bits=0, frac_bits=3)  # Q0.3: codes -8..7
+    saturated = ex.x_q.copy()
+    before = png_of(ex)
+    ex.controls["overflow"].value = "wrap"
+    wrapped = ex.x_q
+    r = np.rint(ex.x * 8)  # nearest even, before overflow
+    outside = (r > 7) | (r < -8)
+    assert outside.any() and np.array_equal(ex.overflowed, outside)
+    assert np.array_equal(saturated != wrapped, outside)
+    assert np.array_equal(saturated, np.clip(r, -8, 7) / 8)
+    assert np.array_equal(wrapped, ((r + 8) % 16 - 8) / 8)
+    assert "overflow and wrap around" in ex.ax.get_title()
+    assert png_of(ex) != before
+    ex.controls["int_bits"].value = 2  # Q2.3 holds the sine of amplitude 2.5
+    assert not ex.overflowed.any() and "no sample overflows" in ex.ax.get_title()
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "signed"), [(1, 3, True), (0, 8, True), (7, 0, False), (3, 2, False)]
+)
+def test_qformat_explorer_text_gives_range_and_resolution(m, n, signed):
+    from fractions import Fraction
+
+    ex = widgets.QFormatExplorer(int_bits=1, frac_bits=3)
+    ex.controls["signed"].value = signed
+    ex.controls["int_bits"].value = m
+    ex.controls["frac_bits"].value = n
+    step = Fraction(1, 2**n)
+    high = 2**m - step  # the definition: max = 2**m - 2**-n
+    low = -(2**m) if signed else 0
+    word = m + n + signed
+    name = f"{'' if signed else 'U'}Q{m}.{n}"
+    assert ex.summary == (
+        f"{name}: {word}-bit word, range [{_exact(Fraction(low))}, "
+        f"{_exact(high)}], resolution {_exact(step)}"
+    )
+    assert ex.summary in ex.ax_line.get_title()
+    assert f"{2**word} codes" in ex.ax_line.get_title()
+    # the number line: every code up to 64, else every k-th (64 of them);
+    # the ends are labelled marks
+    ticks = ex.ticks.get_xdata()
+    assert len(ticks) == min(2**word, 64) and ticks[0] == 0
+    assert np.allclose(np.diff(ticks), ticks[1])  # evenly spaced
+    assert (ticks[-1] == 1) == (2**word <= 64)
+    marks = ex.marks.get_xdata()
+    assert marks[0] == 0 and marks[-1] == 1
+    labels = [t.get_text() for t in ex.value_labels if t.get_visible()]
+    assert labels[0] == _exact(Fraction(low)) and labels[-1] == _exact(high)
+
+
+def test_qformat_explorer_rounding_modes():
+    from qlib import fixedpoint
+
+    ex = widgets.QFormatExplorer(int_bits=2, frac_bits=2)  # no overflow
+    delta = 0.25
+    pngs = {png_of(ex)}
+    for rounding in fixedpoint.ROUNDINGS:
+        ex.controls["rounding"].value = rounding
+        pngs.add(png_of(ex))
+        e = ex.e / delta
+        assert not ex.overflowed.any()
+        lo, hi = {
+            "floor": (-1, 0),
+            "ceil": (0, 1),
+            "nearest_away": (-0.5, 0.5),
+            "nearest_even": (-0.5, 0.5),
+        }.get(rounding, (-1, 1))
+        assert lo <= e.min() and e.max() <= hi, rounding
+        y = ex.bounds.get_ydata()
+        assert (y[0], y[3]) == (lo, hi)
+        if rounding == "toward_zero":
+            assert np.all(np.abs(ex.x_q) <= np.abs(ex.x))
+        rng = ex.seed if rounding == "stochastic" else None
+        assert np.array_equal(
+            ex.x_q, fixedpoint.quantize(ex.x, ex.fmt, rounding, "saturate", rng)
+        )
+    assert len(pngs) == len(fixedpoint.ROUNDINGS)  # nearest_even: the default
+    frame = png_of(ex)  # stochastic: seeded, so the frame comes back
+    ex.controls["rounding"].value = "floor"
+    ex.controls["rounding"].value = "stochastic"
+    assert png_of(ex) == frame
+
+
+def test_qformat_explorer_unsigned_needs_a_bit():
+    ex = widgets.QFormatExplorer(int_bits=0, frac_bits=0)  # Q0.0: the sign bit
+    assert ex.fmt.word_bits == 1 and ex.fmt.max == 0.0
+    before = png_of(ex)
+    ex.controls["signed"].value = False  # UQ0.0 has no bits: n goes to 1
+    assert str(ex.fmt) == "UQ0.1" and ex.controls["frac_bits"].value == 1
+    assert ex.controls["frac_bits"].min == 1
+    assert ex.fmt.min == 0.0 and ex.x_q.min() == 0.0  # negatives saturate to 0
+    assert png_of(ex) != before
+    ex.controls["int_bits"].value = 1
+    assert ex.controls["frac_bits"].min == 0 and str(ex.fmt) == "UQ1.1"
+
+
+def test_qformat_explorer_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="overflow must be one of saturate, wrap"):
+        widgets.QFormatExplorer(overflow="error")
+    with pytest.raises(ValueError, match=r"int_bits must be in \[0, 7\]"):
+        widgets.QFormatExplorer(int_bits=8)
+    with pytest.raises(ValueError, match="rounding must be one of"):
+        widgets.QFormatExplorer(rounding="up")
+    with pytest.raises(ValueError, match="must have 1 to 63 bits"):
+        widgets.QFormatExplorer(int_bits=0, frac_bits=0, signed=False)

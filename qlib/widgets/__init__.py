@@ -9,6 +9,7 @@ of shared machinery:
   :class:`ImageBitDepth`, :class:`CompandingExplorer` (01)
 * :mod:`qlib.widgets.integers` -- :class:`LevelsDemo` (00, the widget check);
   :class:`BitFlipper`, :class:`NumberWheel` (02)
+* :mod:`qlib.widgets.fixedpoint` -- :class:`QFormatExplorer` (03)
 * :mod:`qlib.widgets.floats` -- :class:`FloatExplorer` (04),
   :class:`FormatHistogram` (05)
 
@@ -16,6 +17,7 @@ Notebooks write ``from qlib import widgets`` and ``widgets.SamplingExplorer()``.
 """
 
 from ._explorer import Explorer
+from .fixedpoint import QFormatExplorer
 from .floats import FloatExplorer, FormatHistogram
 from .integers import BitFlipper, LevelsDemo, NumberWheel
 from .signals import CompandingExplorer, ImageBitDepth, SamplingExplorer
@@ -29,5 +31,6 @@ __all__ = [
     "ImageBitDepth",
     "LevelsDemo",
     "NumberWheel",
+    "QFormatExplorer",
     "SamplingExplorer",
 ]

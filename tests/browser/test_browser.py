@@ -593,24 +593,38 @@ def move_slider(view, index: int, where: str) -> None:
     assert shown[2] == shown[0], f"{where}: back to {first}, a different picture"
 
 
-def pick_option(view, index: int, where: str) -> None:
-    """Pick another entry of dropdown ``index`` and back: the image follows."""
+def there_and_back(view, where: str, first, other, set_to) -> None:
+    """``set_to(other)``, then ``set_to(first)``: the image changes, then returns."""
     from playwright.sync_api import expect
 
-    select = view.locator(".widget-dropdown select").nth(index)
     img = view.locator("img.widget-image")
+    shown = [img.evaluate(SHA256_OF_IMG)]  # the PNG bytes behind the blob: URL
+    for value in (other, first):
+        src = img.get_attribute("src")
+        set_to(value)
+        expect(img, f"{where}: setting {value!r} left the image").not_to_have_attribute(
+            "src", src
+        )
+        shown.append(img.evaluate(SHA256_OF_IMG))
+    assert shown[1] != shown[0], f"{where}: {first!r} -> {other!r}, same picture"
+    assert shown[2] == shown[0], f"{where}: back to {first!r}, a different picture"
+
+
+def pick_option(view, index: int, where: str) -> None:
+    """Pick another entry of dropdown ``index`` and back: the image follows."""
+    select = view.locator(".widget-dropdown select").nth(index)
     first = select.input_value()
     other = next(o for o in select.locator("option").all_inner_texts() if o != first)
-    shown = [img.evaluate(SHA256_OF_IMG)]
-    for choice in (other, first):
-        src = img.get_attribute("src")
-        select.select_option(label=choice)
-        expect(
-            img, f"{where}: picking {choice!r} left the image"
-        ).not_to_have_attribute("src", src)
-        shown.append(img.evaluate(SHA256_OF_IMG))
-    assert shown[1] != shown[0], f"{where}: {first} -> {other}, same picture"
-    assert shown[2] == shown[0], f"{where}: back to {first}, a different picture"
+    there_and_back(view, where, first, other, lambda o: select.select_option(label=o))
+
+
+def toggle_checkbox(view, index: int, where: str) -> None:
+    """Tick (or untick) checkbox ``index`` and back: the image follows."""
+    checkbox = view.locator(".widget-checkbox").nth(index)
+    box = checkbox.locator("input[type=checkbox]")
+    first = box.is_checked()
+    where = f"{where}, checkbox {checkbox.inner_text()!r}"
+    there_and_back(view, where, first, not first, box.set_checked)
 
 
 def flip_bit(view, where: str) -> None:
@@ -653,6 +667,8 @@ def check_explorer(view, kind: str, where: str) -> None:
             move_slider(view, i, where)
         for i in range(view.locator(".widget-dropdown select").count()):
             pick_option(view, i, where)
+        for i in range(view.locator(".widget-checkbox").count()):
+            toggle_checkbox(view, i, where)  # QFormatExplorer's "signed"
 
 
 def screenshot(page, path: Path) -> str:
