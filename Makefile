@@ -46,6 +46,7 @@ exercises: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_integers.py
 	$(BIN)/python benchmarks/bench_floats.py
+	$(BIN)/python benchmarks/bench_fixedpoint.py
 	$(BIN)/python benchmarks/bench_widgets.py
 	$(BIN)/python benchmarks/bench_grade.py
 	$(BIN)/python benchmarks/bench_nn.py

@@ -104,8 +104,11 @@ class QFormat:
     signed: bool = True
 
     def __post_init__(self) -> None:
-        _count(self.int_bits, "int_bits", 0, 64)
-        _count(self.frac_bits, "frac_bits", 0, 64)
+        # stored as Python ints: numpy integers would overflow in 2**word_bits
+        object.__setattr__(self, "int_bits", _count(self.int_bits, "int_bits", 0, 64))
+        object.__setattr__(
+            self, "frac_bits", _count(self.frac_bits, "frac_bits", 0, 64)
+        )
         if not isinstance(self.signed, bool):
             raise TypeError(f"signed must be True or False; got {self.signed!r}")
         top = 64 if self.signed else 63
@@ -178,20 +181,28 @@ def _out(result: np.ndarray, like: np.ndarray):
 
 
 def _round_real(s: np.ndarray, rounding: str, rng: object) -> np.ndarray:
-    """Round exact float64 values to integers (as float64), exactly."""
+    """Round exact float64 values to integers (as float64), exactly, in place
+    where it can (``s`` is the caller's scratch array)."""
     if rounding == "floor":
-        return np.floor(s)
+        return np.floor(s, out=s)
     if rounding == "ceil":
-        return np.ceil(s)
+        return np.ceil(s, out=s)
     if rounding == "toward_zero":
-        return np.trunc(s)
+        return np.trunc(s, out=s)
     if rounding == "nearest_even":
-        return np.rint(s)  # IEEE roundTiesToEven, exact
-    low = np.floor(s)
-    frac = s - low  # exact: s and floor(s) share their exponent's grid
-    if rounding == "nearest_away":
-        return low + ((frac > 0.5) | ((frac == 0.5) & (s > 0)))
-    return low + (_rng(rng).random(s.shape) < frac)  # stochastic: P(up) = frac
+        return np.rint(s, out=s)  # IEEE roundTiesToEven, exact
+    with np.errstate(invalid="ignore"):  # inf - inf: infinities stay put
+        if rounding == "nearest_away":
+            r = np.rint(s)  # right except at ties, where it picked the even one
+            d = np.subtract(s, r, out=s)  # exact: s and rint(s) are that close
+            tie = np.flatnonzero((d == 0.5) | (d == -0.5))
+            p = r[tie] + d[tie]  # the tie k + 1/2 itself
+            r[tie] = p + np.copysign(0.5, p)  # the neighbour away from zero
+            return r
+        low = np.floor(s)
+        frac = np.subtract(s, low, out=s)  # within 2**-54 of the exact fraction
+        up = _rng(rng).random(s.shape) < frac  # P(up) = frac
+        return np.add(low, up, out=low)
 
 
 def _wrap(q: np.ndarray, fmt: QFormat) -> np.ndarray:
@@ -212,6 +223,12 @@ def _overflow(
 ) -> NDArray[np.int64]:
     """Integer-valued float64 ``r`` -> int64 codes of ``fmt``, by ``overflow``."""
     w, top = fmt.word_bits, fmt.word_bits - int(fmt.signed)
+    if w <= 53 and overflow != "wrap":  # the codes are exact in float64
+        lo, hi = fmt.min_code, fmt.max_code
+        if overflow == "saturate":
+            return np.clip(r, lo, hi, out=r).astype(np.int64)
+        if r.size == 0 or (r.min() >= lo and r.max() <= hi):
+            return r.astype(np.int64)
     high = r >= math.ldexp(1.0, top)  # above max_code = 2**top - 1
     low = r < (-math.ldexp(1.0, w - 1) if fmt.signed else 0.0)
     if overflow == "error" and (high.any() or low.any()):
@@ -267,22 +284,28 @@ def to_fixed(
     a = np.asarray(x)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"x must hold real numbers; got dtype {a.dtype}")
-    a = a.astype(np.float64)
-    if np.isnan(a).any():
+    with np.errstate(over="ignore", invalid="ignore"):
+        # exact, or inf beyond float64; a fresh 1-d array, rounded in place
+        s = a.astype(np.float64, copy=False).ravel() * math.ldexp(1.0, fmt.frac_bits)
+        if not math.isfinite(np.add.reduce(s)):  # a NaN, an inf or a huge value
+            s = _nonfinite(a, s, overflow)
+        r = _round_real(s, rounding, rng)
+    return _out(_overflow(r, fmt, overflow).reshape(a.shape), a)
+
+
+def _nonfinite(a: np.ndarray, s: np.ndarray, overflow: str) -> np.ndarray:
+    """``s = x * 2**frac_bits`` checked for NaN and infinities of ``x``."""
+    if np.isnan(s).any():
         raise ValueError("x holds NaN, which no fixed-point code stands for")
-    infinite = np.isinf(a)
-    if infinite.any() and overflow != "saturate":
+    if overflow != "saturate" and np.isinf(a.astype(np.float64, copy=False)).any():
         raise ValueError(
             f"x holds an infinity, which overflow={overflow!r} cannot map to a "
             "code; use overflow='saturate'"
         )
-    with np.errstate(over="ignore"):
-        s = np.ldexp(a, fmt.frac_bits)  # exact, or inf beyond float64
     if overflow == "wrap":
         # |s| >= 2**1024 means its last bit is worth >= 2**971: 0 mod 2**64
         s = np.where(np.isinf(s), 0.0, s)
-    r = _round_real(s, rounding, rng)
-    return _out(_overflow(r, fmt, overflow), a)
+    return s
 
 
 def from_fixed(q: ArrayLike, fmt: QFormat) -> NDArray[np.float64]:
@@ -387,23 +410,29 @@ def rescale(
     if k >= 0:
         _count(k, "the fraction bits dropped", 0, 63)
         r = _round_shift(c, k, rounding, rng)
-    else:
-        if c.size and max(abs(int(c.min())), abs(int(c.max()))) >= 2 ** (63 + k):
-            raise ValueError(
-                f"q shifted left by {-k} bits does not fit in int64 (out_fmt {out_fmt})"
-            )
-        r = c << np.int64(-k)
+    elif overflow == "wrap":  # a uint64 shift keeps the low 64 bits, exactly
+        r = (c.astype(np.uint64) << np.uint64(-k)).astype(np.int64)
+    else:  # codes that leave out_fmt are known before the shift overflows
+        hi, lo = out_fmt.max_code >> -k, -(-out_fmt.min_code >> -k)
+        if overflow == "error" and c.size and (c.max() > hi or c.min() < lo):
+            raise _overflow_error("the result", out_fmt)
+        r = np.clip(c, lo, hi) << np.int64(-k)
+        r = np.where(c > hi, out_fmt.max_code, np.where(c < lo, out_fmt.min_code, r))
     return _out(_fit(r, out_fmt, overflow, "the result"), c)
+
+
+def _overflow_error(name: str, fmt: QFormat) -> ValueError:
+    return ValueError(
+        f"{name} does not fit in {fmt} (codes [{fmt.min_code}, {fmt.max_code}]); "
+        "use overflow='saturate' or 'wrap'"
+    )
 
 
 def _fit(r: np.ndarray, fmt: QFormat, overflow: str, name: str) -> np.ndarray:
     """int64 codes into ``fmt``'s code range by ``overflow``."""
     high, low = r > fmt.max_code, r < fmt.min_code
     if overflow == "error" and (high.any() or low.any()):
-        raise ValueError(
-            f"{name} does not fit in {fmt} (codes [{fmt.min_code}, {fmt.max_code}]); "
-            "use overflow='saturate' or 'wrap'"
-        )
+        raise _overflow_error(name, fmt)
     if overflow == "wrap":
         return _wrap(r, fmt)
     return np.clip(r, fmt.min_code, fmt.max_code)
