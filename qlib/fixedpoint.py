@@ -2,11 +2,12 @@
 
 A Qm.n number is an integer code ``q`` read as ``q * 2**-n``: ``n`` fraction
 bits fix the step (the *resolution*, ``2**-n``) and ``m`` integer bits the
-range.  This module follows the **ARM convention**: ``m = int_bits`` counts
-the integer bits *without* the sign bit, so a signed Qm.n word has
-``1 + m + n`` bits (Q15 = Q0.15 is a 16-bit word) and an unsigned UQm.n word
-``m + n``.  TI's convention counts the sign bit in ``m`` (its Q1.15 is ARM's
-Q0.15): check which one a data sheet uses.
+range.  This module follows **TI's convention** (its C6000 DSP manuals):
+``m = int_bits`` counts the integer bits *without* the sign bit, so a signed
+Qm.n word has ``1 + m + n`` bits (Q15 = Q0.15 is a 16-bit word) and an
+unsigned UQm.n word ``m + n``.  ARM's convention (CMSIS-DSP's ``q15_t`` is
+"1.15") counts the sign bit in ``m``: ARM's Q1.15 is Q0.15 here.  Both agree
+that Q15 means 15 fraction bits; check which one a data sheet uses.
 
 =================  ==================================  =======================
 format             codes ``q``                         values ``q * 2**-n``
@@ -83,7 +84,7 @@ def _choice(value: object, name: str, allowed: tuple[str, ...]) -> str:
 
 @dataclass(frozen=True)
 class QFormat:
-    """A fixed-point format Qm.n (ARM convention: ``int_bits`` excludes the sign).
+    """A fixed-point format Qm.n (TI's convention: ``int_bits`` excludes the sign).
 
     Args:
         int_bits: integer bits m, not counting the sign bit (>= 0).

@@ -35,7 +35,7 @@ def _value(v: float, frac_bits: int) -> str:
 
 
 class QFormatExplorer(Explorer):
-    """A Qm.n format (ARM convention) and a sine rounded into it.
+    """A Qm.n format (``int_bits`` without the sign bit) and a sine rounded into it.
 
     Controls: ``int_bits`` m (0-7), ``frac_bits`` n (0-8), ``signed``,
     ``rounding`` (every mode of :data:`qlib.fixedpoint.ROUNDINGS`; the
