@@ -470,19 +470,28 @@ def accumulate(
     if t.dtype == np.uint64:
         raise ValueError("terms must lie in the int64 range")
     lo, hi = value_range(n, "twos_complement")
-    if overflow == "saturate":
-        t = np.moveaxis(t, axis, 0)
-        out = np.empty(t.shape, np.int64)
-        acc = np.zeros(t.shape[1:], np.int64)
-        for k in range(t.shape[0]):  # saturation is not associative: one step each
-            acc = np.clip(acc + t[k], lo, hi)
-            out[k] = acc
-        return np.moveaxis(out, 0, axis)
-    total = np.cumsum(t, axis=axis)  # int64 wraps modulo 2**64, a multiple of 2**n
-    if overflow == "error":
-        _check_in_range(total, lo, hi, n, "twos_complement")
-        return total
-    return decode(_low_bits(total, n), n, "twos_complement")
+    if overflow == "wrap":
+        total = np.cumsum(t, axis=axis)  # int64 wraps modulo 2**64, a multiple of 2**n
+        return decode(_low_bits(total, n), n, "twos_complement")
+    t = np.moveaxis(t, axis, 0)
+    out = np.empty(t.shape, np.int64)
+    acc = np.zeros(t.shape[1:], np.int64)
+    for k in range(t.shape[0]):  # saturation is not associative: one step each
+        # compare before adding: acc + t itself may leave int64 (at 64 bits)
+        step = t[k]
+        up = acc > hi - np.maximum(step, 0)  # neither side can leave int64
+        down = acc < lo - np.minimum(step, 0)
+        if overflow == "error" and (up.any() or down.any()):
+            raise ValueError(
+                f"values must be in [{lo}, {hi}] for bits={n}, "
+                f"scheme='twos_complement' with overflow='error'; the partial sum "
+                f"after term {k} is outside (pass overflow='wrap' or "
+                "overflow='saturate' to allow it)"
+            )
+        with np.errstate(over="ignore"):
+            acc = np.where(up, hi, np.where(down, lo, acc + step))
+        out[k] = acc
+    return np.moveaxis(out, 0, axis)
 
 
 # --------------------------------------------------------------------------

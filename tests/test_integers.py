@@ -287,6 +287,28 @@ def test_accumulate_saturate_matches_step_by_step():
         integers.accumulate(terms, 16, "error")
 
 
+@pytest.mark.parametrize("n", [62, 63, 64])
+def test_accumulate_near_int64_against_python_ints(n):
+    """At 64 bits a partial sum can leave int64 itself: saturate and error must
+    judge the exact sum (Python integers), not a wrapped int64 one."""
+    lo, hi = -(2 ** (n - 1)), 2 ** (n - 1) - 1
+    rng = np.random.default_rng(n)
+    terms = rng.integers(-(2**62), 2**62, size=200) * 2
+    terms[:5] = [2**62, 2**62, 2**62, -(2**63), -(2**63)]
+    acc, saturated, exact, ok = 0, [], 0, True
+    for t in terms.tolist():
+        acc = min(max(acc + t, lo), hi)
+        saturated.append(acc)
+        exact += t
+        ok = ok and lo <= exact <= hi
+    assert integers.accumulate(terms, n, "saturate").tolist() == saturated
+    assert not ok
+    with pytest.raises(ValueError, match="values must be in"):
+        integers.accumulate(terms, n, "error")
+    small = np.array([2**61, 2**61, -(2**61)])
+    assert integers.accumulate(small, 64, "error").tolist() == [2**61, 2**62, 2**61]
+
+
 # ------------------------------------------------------------------ packing
 
 
