@@ -10,6 +10,11 @@ back to int8 codes with one fixed-point multiplier ``M = S_x S_w / S_y``
   :func:`rounding_divide_by_pot`.
 * :class:`QuantizedLinear`, :class:`QuantizedConv2d` (via :func:`im2col`) --
   integer-only layers (eqs. 4-7) and their fake-quantized float simulation.
+* :func:`accumulate_narrow` -- a layer's sums in a 16-bit register: why the
+  accumulator is int32.
+
+A whole network (LeNet-300-100, from pixels to logits) is
+:class:`qlib.quantnet.QuantizedMLP`.
 
 The codes come from :mod:`qlib.linear`; the multiplier's arithmetic from
 :mod:`qlib.fixedpoint`.  Taught in ``notebooks/07_linear_quantization.ipynb``.
@@ -19,11 +24,12 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import fixedpoint
+from . import fixedpoint, integers
 from .linear import (
     _codes_range,
     _integer,
@@ -40,6 +46,7 @@ __all__ = [
     "INT32_MIN",
     "QuantizedConv2d",
     "QuantizedLinear",
+    "accumulate_narrow",
     "im2col",
     "multiply_by_quantized_multiplier",
     "quantize_multiplier",
@@ -423,3 +430,54 @@ class QuantizedConv2d:
             signed=lin.signed,
         )  # fmt: skip
         return self._nchw(q)
+
+
+# ------------------------------------------ a narrow accumulator (a demo)
+
+
+def accumulate_narrow(
+    layer: QuantizedLinear,
+    q_x: ArrayLike,
+    bits: int = 16,
+    overflow: Literal["wrap", "saturate"] = "wrap",
+) -> NDArray[np.int64]:
+    """``layer``'s accumulators (..., N) summed in a ``bits``-bit register
+    instead of int32: why 8-bit layers accumulate in 32 bits.
+
+    The register starts at the bias ``q_b[j]`` and adds the products
+    ``(q_x[k] - Z_x)(q_w[j, k] - Z_w)`` for ``k = 0 .. K-1`` in order, each
+    partial sum brought back into range by :func:`qlib.integers.accumulate`
+    (``"wrap"`` as integer adders do, ``"saturate"`` as DSP adders do).
+    Wrapping is modular, so the wrapped result is the int32 accumulator
+    modulo ``2**bits``: right only where that fits.  It holds all ``N * K``
+    products at once: a demonstration for a few inputs, not an inference
+    path.
+
+    Example:
+        >>> layer = QuantizedLinear(np.full((1, 4), 127, np.int8), 0.01, 0,
+        ...                         np.zeros(1, np.int32), 0.01, 0, 0.1, 0)
+        >>> q_x = np.full((1, 4), 100, np.int8)
+        >>> layer.accumulate(q_x), accumulate_narrow(layer, q_x)
+        (array([[50800]], dtype=int32), array([[-14736]]))
+        >>> accumulate_narrow(layer, q_x, overflow="saturate")
+        array([[32767]])
+    """
+    if overflow not in ("wrap", "saturate"):
+        raise ValueError(f"overflow must be 'wrap' or 'saturate'; got {overflow!r}")
+    n = _integer(bits, "bits", 2, 32)
+    lo, hi, _ = _codes_range(layer.bits, layer.signed)
+    c = _int32(q_x, "q_x")
+    if c.ndim < 1 or c.shape[-1] != layer.weight.shape[1]:
+        raise ValueError(
+            f"q_x must have shape (..., {layer.weight.shape[1]}); got {c.shape}"
+        )
+    if c.size and (c.min() < lo or c.max() > hi):
+        raise ValueError(f"q_x must hold codes in [{lo}, {hi}]")
+    zw = np.broadcast_to(layer.weight_zero_point, layer.offset.shape).astype(np.int64)
+    dw = layer.weight.astype(np.int64) - zw[:, None]  # (N, K)
+    products = (c - layer.x_zero_point)[..., None, :] * dw  # (..., N, K)
+    bias = np.broadcast_to(
+        layer.bias.astype(np.int64)[:, None], (*products.shape[:-1], 1)
+    )
+    terms = np.concatenate([bias, products], axis=-1)
+    return integers.accumulate(terms, n, overflow)[..., -1]
