@@ -218,7 +218,7 @@ class QuantizedMLP:
         """The first layer's codes (N, 784) of uint8 ``images`` (N, 28, 28) or
         (N, 784): the pixels themselves (uint8), or ``pixel - 128`` (int8)."""
         x = _check_pixels(images, self.in_features, "images")
-        x = x.reshape(len(x), -1)
+        x = x.reshape(len(x), self.in_features)
         return (x.astype(np.int16) - 128).astype(np.int8) if self.signed else x
 
     def _chain(self, q: np.ndarray, simulate: bool) -> list[np.ndarray]:
