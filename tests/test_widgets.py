@@ -184,6 +184,12 @@ FIGURE_EXPLORERS = {
         "rounding": ["stochastic", "floor", "nearest_away"],
         "overflow": ["wrap", "saturate"],
     },
+    "LinearQuantExplorer": {
+        "r_min": [-2.5, 0.0, -0.35],
+        "r_max": [0.1, 2.5, 1.2],
+        "bits": [2, 8, 5],
+        "symmetric": [True, False],
+    },
 }
 
 
@@ -354,3 +360,91 @@ def test_qformat_explorer_rejects_bad_arguments():
         widgets.QFormatExplorer(rounding="up")
     with pytest.raises(ValueError, match="must have 1 to 63 bits"):
         widgets.QFormatExplorer(int_bits=0, frac_bits=0, signed=False)
+
+
+# ------------------------------------------------------------------ chapter 07
+
+
+def _qparams_by_hand(r_min: float, r_max: float, bits: int, symmetric: bool):
+    """S and Z from their definitions (Jacob et al. 2018), in float64."""
+    q_min, q_max = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    if symmetric:
+        return max(-r_min, r_max) / q_max, 0
+    s = (r_max - r_min) / (q_max - q_min)
+    return s, round(q_min - r_min / s)
+
+
+@pytest.mark.parametrize(
+    "moves",
+    [
+        {"bits": 4},
+        {"r_min": -0.5, "r_max": 1.5},
+        {"symmetric": True, "r_min": -0.5, "bits": 8},
+        {"r_min": 0.0, "bits": 2},  # a ReLU range: Z at the lowest code
+        {"r_min": -2.5, "r_max": 0.1, "bits": 3},  # Z near the highest code
+    ],
+)
+def test_linear_quant_explorer_state_is_qlib_linear(moves):
+    from qlib.linear import dequantize_linear, linear_qparams, quantize_linear
+
+    ex = widgets.LinearQuantExplorer()
+    before = png_of(ex)
+    for name, value in moves.items():
+        ex.controls[name].value = value
+    c = {name: control.value for name, control in ex.controls.items()}
+    bits, symmetric = c["bits"], c["symmetric"]
+    s, z = linear_qparams(
+        np.array([c["r_min"], c["r_max"]], np.float32), bits, symmetric=symmetric
+    )
+    assert (ex.scale, ex.zero_point) == (s, z) and ex.scale.dtype == np.float32
+    s_hand, z_hand = _qparams_by_hand(c["r_min"], c["r_max"], bits, symmetric)
+    assert np.isclose(float(s), s_hand, rtol=1e-6) and int(z) == z_hand
+    q = quantize_linear(ex.r, s, z, bits=bits)
+    np.testing.assert_array_equal(ex.q, q)
+    np.testing.assert_array_equal(ex.r_hat, dequantize_linear(q, s, z))
+    q_min, q_max = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    heights = (q.astype(int) - q_min) / (q_max - q_min)
+    np.testing.assert_array_equal(ex.stairs.get_ydata(), heights)
+    # r = 0 is a code: it maps to Z and back to 0 exactly
+    assert ex.r[2000] == 0 and ex.q[2000] == z == ex.q_of_zero
+    assert ex.r_hat[2000] == 0 and ex.e[2000] == 0
+    np.testing.assert_array_equal(
+        ex.zero.get_ydata(), [(int(z) - q_min) / (q_max - q_min)]
+    )
+    assert f"S = {float(s):.4g}" in ex.ax.get_title()
+    assert f"Z = {int(z)}".replace("-", "\N{MINUS SIGN}") in ex.ax.get_title()
+    # inside the representable range the error is at most S/2; beyond it
+    # (by more than S/2) every value clips to the lowest or highest code
+    lo, hi = float(s) * (q_min - int(z)), float(s) * (q_max - int(z))
+    assert np.isclose(ex.clip_lo, lo) and np.isclose(ex.clip_hi, hi)
+    inside = (ex.r >= lo) & (ex.r <= hi)
+    assert np.abs(ex.e[inside]).max() <= float(s) / 2 * (1 + 1e-6)
+    assert np.all(q[ex.r < lo - float(s) / 2] == q_min)
+    assert np.all(q[ex.r > hi + float(s) / 2] == q_max)
+    scaled = np.clip(ex.e / float(s), -ex.err_edge, ex.err_edge)
+    np.testing.assert_allclose(ex.err.get_ydata(), scaled)
+    left, right = ex.clipped[:2]
+    assert np.isclose(left.get_x() + left.get_width(), max(lo, -3.0))
+    assert np.isclose(right.get_x(), hi)
+    ends = quantize_linear([c["r_min"], c["r_max"]], s, z, bits=bits)
+    assert ex.used == int(ends[1]) - int(ends[0]) + 1
+    assert f"uses {ex.used} of {2**bits} codes" in ex.ax.get_title()
+    assert png_of(ex) != before
+
+
+def test_linear_quant_explorer_symmetric_wastes_codes_on_a_lopsided_range():
+    ex = widgets.LinearQuantExplorer(r_min=-0.5, r_max=2.0, bits=4)
+    assert ex.used == 16  # asymmetric: the range spans every code
+    ex.controls["symmetric"].value = True
+    # S = 2/7: -0.5 -> round(-1.75) = -2, 2.0 -> 7: codes -2..7 of -8..7
+    assert int(ex.zero_point) == 0 and np.isclose(ex.scale, 2 / 7)
+    assert ex.used == 10 and "uses 10 of 16 codes" in ex.ax.get_title()
+
+
+def test_linear_quant_explorer_rejects_bad_arguments():
+    with pytest.raises(ValueError, match=r"r_min must be in \[-2.5, 0\]"):
+        widgets.LinearQuantExplorer(r_min=0.5)
+    with pytest.raises(ValueError, match=r"r_max must be in \[0.1, 2.5\]"):
+        widgets.LinearQuantExplorer(r_max=0.0)
+    with pytest.raises(ValueError, match=r"bits must be in \[2, 8\]"):
+        widgets.LinearQuantExplorer(bits=9)

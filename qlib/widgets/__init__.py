@@ -12,6 +12,7 @@ of shared machinery:
 * :mod:`qlib.widgets.fixedpoint` -- :class:`QFormatExplorer` (03)
 * :mod:`qlib.widgets.floats` -- :class:`FloatExplorer` (04),
   :class:`FormatHistogram` (05)
+* :mod:`qlib.widgets.linear` -- :class:`LinearQuantExplorer` (07)
 
 Notebooks write ``from qlib import widgets`` and ``widgets.SamplingExplorer()``.
 """
@@ -20,6 +21,7 @@ from ._explorer import Explorer
 from .fixedpoint import QFormatExplorer
 from .floats import FloatExplorer, FormatHistogram
 from .integers import BitFlipper, LevelsDemo, NumberWheel
+from .linear import LinearQuantExplorer
 from .signals import CompandingExplorer, ImageBitDepth, SamplingExplorer
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "FormatHistogram",
     "ImageBitDepth",
     "LevelsDemo",
+    "LinearQuantExplorer",
     "NumberWheel",
     "QFormatExplorer",
     "SamplingExplorer",
