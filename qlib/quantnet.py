@@ -195,8 +195,8 @@ class QuantizedMLP:
                     f"calibrator must return finite (r_min, r_max) with "
                     f"r_min <= r_max; got {(r_min, r_max)}"
                 )
-            rng = np.array([r_min, r_max], np.float32)
-            y_qp = linear_qparams(rng, 8, signed=signed)
+            r_range = np.array([r_min, r_max], np.float32)
+            y_qp = linear_qparams(r_range, 8, signed=signed)
             options = {"symmetric": True, "bits": 8, "signed": signed, "relu": relu}
             layer = QuantizedLinear.from_float(
                 dense.W, dense.b, x_qp, y_qp, per_channel=per_channel, **options
