@@ -184,6 +184,7 @@ FIGURE_EXPLORERS = {
         "rounding": ["stochastic", "floor", "nearest_away"],
         "overflow": ["wrap", "saturate"],
     },
+    "KMeansExplorer": {"bits": [1, 8, 3], "layer": ["fc3", "fc2", "fc1"]},
     "LinearQuantExplorer": {
         "r_min": [-2.5, 0.0, -0.35],
         "r_max": [0.1, 2.5, 1.2],
@@ -448,3 +449,74 @@ def test_linear_quant_explorer_rejects_bad_arguments():
         widgets.LinearQuantExplorer(r_max=0.0)
     with pytest.raises(ValueError, match=r"bits must be in \[2, 8\]"):
         widgets.LinearQuantExplorer(bits=9)
+
+
+# ------------------------------------------------------------------ chapter 06
+
+
+def test_kmeans_explorer_shows_the_codebook_of_kmeans_quantize():
+    from qlib import kmeans, nn
+
+    model = nn.load_lenet()
+    ex = widgets.KMeansExplorer(bits=4, layer="fc1")
+    before = png_of(ex)
+    ex.controls["bits"].value = 3
+    ex.controls["layer"].value = "fc2"
+    codebook, indices = kmeans.kmeans_quantize(model.dense[1].W, 3)
+    assert np.array_equal(ex.codebook, codebook)
+    xs, ys = ex.lines.get_data()  # one vertical line per centroid
+    assert np.array_equal(np.asarray(xs)[::3], codebook)
+    assert np.array_equal(np.asarray(ys)[:2], [0.0, 1.0])
+    shares_x, shares_y = ex.shares.get_data()
+    assert np.array_equal(shares_x, codebook)
+    assert np.array_equal(shares_y, [np.sum(indices == j) for j in range(8)])
+    assert png_of(ex) != before
+    # the histogram is the layer's, every weight counted
+    stairs = ex.hist.get_data()
+    values, edges = stairs.values, stairs.edges
+    assert np.array_equal(
+        values, np.maximum(np.histogram(model.dense[1].W, edges)[0], 0.5)
+    )
+    assert np.isclose(values[values >= 1].sum(), 30000)
+
+
+def test_kmeans_explorer_text_gives_the_sizes_worked_by_hand():
+    ex = widgets.KMeansExplorer(bits=4)
+    ex.controls["bits"].value = 2
+    ex.controls["layer"].value = "fc3"
+    title = ex.ax.get_title()
+    # fc3: 1000 weights x 2 bits + 4 x 32-bit codebook = 2128 bits = 0.266 kB
+    assert "1000 weights, 4 centroids" in title and "= 0.3 kB" in title
+    assert "(float32 4.0 kB)" in title  # 1000 x 32 bits
+    # the model: 235200, 30000, 1000 weights at 2 bits, three 4-entry
+    # codebooks, 410 float32 biases
+    total = (235200 + 30000 + 1000) * 2 + 3 * 4 * 32 + 410 * 32
+    fp32 = (266200 + 410) * 32
+    assert ex.storage.total_bits == total == 545904
+    text = ex.ax_err.get_title()
+    assert f"model {total / 8000:.1f} kB against {fp32 / 8000:.1f} kB" in text
+    assert f"{fp32 / total:.2f}\N{MULTIPLICATION SIGN} smaller" in text
+    assert "68.2 kB" in text and "15.63" in text
+
+
+def test_kmeans_explorer_error_is_the_quantized_networks():
+    from qlib import data, kmeans, nn
+
+    ex = widgets.KMeansExplorer(bits=2)
+    images, labels = data.load_mnist("test")
+    quantized, _, _ = kmeans.quantize_model(nn.load_lenet(), 2)
+    error = nn.error_rate(quantized, nn.preprocess(images), labels)
+    assert ex.error == error
+    assert np.array_equal(ex.mark.get_data()[1], [100 * error])
+    assert f"test error {100 * error:.2f} %" in ex.ax_err.get_title()
+    _, errors = ex.ax_err.lines[0].get_data()  # the curve over 1..8 bits
+    assert errors[1] == 100 * error and errors[0] > 50  # 1 bit: useless
+
+
+def test_kmeans_explorer_rejects_bad_arguments():
+    with pytest.raises(ValueError, match=r"bits must be in \[1, 8\]"):
+        widgets.KMeansExplorer(bits=9)
+    with pytest.raises(ValueError, match=r"bits must be in \[1, 16\]"):
+        widgets.KMeansExplorer(bits=0)
+    with pytest.raises(ValueError, match="layer must be one of fc1, fc2, fc3"):
+        widgets.KMeansExplorer(layer="fc4")

@@ -12,6 +12,7 @@ of shared machinery:
 * :mod:`qlib.widgets.fixedpoint` -- :class:`QFormatExplorer` (03)
 * :mod:`qlib.widgets.floats` -- :class:`FloatExplorer` (04),
   :class:`FormatHistogram` (05)
+* :mod:`qlib.widgets.kmeans` -- :class:`KMeansExplorer` (06)
 * :mod:`qlib.widgets.linear` -- :class:`LinearQuantExplorer` (07)
 
 Notebooks write ``from qlib import widgets`` and ``widgets.SamplingExplorer()``.
@@ -21,6 +22,7 @@ from ._explorer import Explorer
 from .fixedpoint import QFormatExplorer
 from .floats import FloatExplorer, FormatHistogram
 from .integers import BitFlipper, LevelsDemo, NumberWheel
+from .kmeans import KMeansExplorer
 from .linear import LinearQuantExplorer
 from .signals import CompandingExplorer, ImageBitDepth, SamplingExplorer
 
@@ -31,6 +33,7 @@ __all__ = [
     "FloatExplorer",
     "FormatHistogram",
     "ImageBitDepth",
+    "KMeansExplorer",
     "LevelsDemo",
     "LinearQuantExplorer",
     "NumberWheel",
