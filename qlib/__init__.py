@@ -4,7 +4,7 @@ Every definition the notebooks use lives here once.  The subject, one module
 per idea, by chapter:
 
 * 01 :mod:`qlib.signals` -- sampling, uniform quantizers, SQNR, dither, noise
-  shaping, companding, images, audio; :mod:`qlib.kmeans` -- k-means (01, 06)
+  shaping, companding, images, audio; :mod:`qlib.kmeans` -- k-means, and K-means weight sharing (06)
 * 02 :mod:`qlib.integers` -- integer encodings, overflow, sub-byte packing
 * 03 :mod:`qlib.fixedpoint` -- Qm.n formats, rounding, overflow, integer
   arithmetic and the M0 * 2**-shift multiplier
@@ -13,15 +13,16 @@ per idea, by chapter:
 * 06-09 :mod:`qlib.data` -- MNIST; :mod:`qlib.nn` -- a NumPy network library
   and the course's trained LeNet-300-100
 * 07 :mod:`qlib.linear` -- r = S(q - Z) as ONNX; :mod:`qlib.intinfer` --
-  integer-only inference (requantization, quantized linear and conv layers)
+  integer-only inference (requantization, quantized linear and conv layers);
+  :mod:`qlib.quantnet` -- a whole network in integers
 * all :mod:`qlib.feedback` -- :func:`check`, :class:`Question`, :class:`Case`
   for exercises; :mod:`qlib.plot` -- the course's figure style
 
 Around the subject:
 
 * :mod:`qlib.widgets` -- the interactive explorers, one module per chapter
-  (``qlib.widgets.signals``, ``.integers``, ``.fixedpoint``, ``.floats``) on
-  one base
+  (``qlib.widgets.signals``, ``.integers``, ``.fixedpoint``, ``.floats``,
+  ``.kmeans``, ``.linear``) on one base
 * :mod:`qlib.course` -- the course machinery: notebook storage, exercise
   generation, the grader and its Gradescope autograder
 

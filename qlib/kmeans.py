@@ -17,7 +17,7 @@ index per weight and a codebook of ``2**bits`` float32 centroids.
 * :func:`quantize_model` -- every Dense layer of a :class:`qlib.nn.MLP`, each
   with its own codebook; biases stay float32 and are not clustered;
 * :func:`codebook_gradient` and :func:`finetune_codebooks` -- centroid
-  fine-tuning (section 3.2): the gradient of a shared weight is the sum of the
+  fine-tuning (section 3.3): the gradient of a shared weight is the sum of the
   gradients of the weights that share it, the optimizer moves the centroids,
   the indices stay fixed; :data:`FINETUNE_RECIPE` is the course's recipe;
 * :func:`kmeans_storage_bits` and :func:`kmeans_storage` -- what it costs to
@@ -306,7 +306,7 @@ def kmeans_quantize(
     value as its own centroid (k-means' optimum: no error).
 
     ``init`` chooses the starting centroids of Lloyd's algorithm (Han et al.
-    2016, section 3.1): ``"linear"`` spaces them evenly over ``[w.min(),
+    2016, section 3.2): ``"linear"`` spaces them evenly over ``[w.min(),
     w.max()]`` (found best there, and the default); ``"density"`` at evenly
     spaced quantiles of the weights; ``"random"`` at ``2**bits`` weights drawn
     with ``seed`` (Forgy).  At most ``iters`` iterations.
@@ -436,7 +436,7 @@ def codebook_gradient(
 
     Every weight ``W[i, j] = codebook[indices[i, j]]``, so by the chain rule
     ``dL/dcodebook[c] = sum of dL/dW[i, j] over indices[i, j] == c`` (Deep
-    Compression, section 3.2, fig. 3); a grouped sum, ``np.bincount`` with
+    Compression, section 3.3, fig. 3); a grouped sum, ``np.bincount`` with
     weights.  Returns ``k`` float32 values.
 
     Example:
