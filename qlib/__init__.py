@@ -4,7 +4,8 @@ Every definition the notebooks use lives here once.  The subject, one module
 per idea, by chapter:
 
 * 01 :mod:`qlib.signals` -- sampling, uniform quantizers, SQNR, dither, noise
-  shaping, companding, images, audio; :mod:`qlib.kmeans` -- k-means, and K-means weight sharing (06)
+  shaping, companding, images, audio; :mod:`qlib.kmeans` -- k-means, and
+  K-means weight sharing (06)
 * 02 :mod:`qlib.integers` -- integer encodings, overflow, sub-byte packing
 * 03 :mod:`qlib.fixedpoint` -- Qm.n formats, rounding, overflow, integer
   arithmetic and the M0 * 2**-shift multiplier
