@@ -52,17 +52,17 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qlib import nn  # noqa: E402
+from qlib import nn, optim  # noqa: E402
 from qlib.data import load_mnist  # noqa: E402
 
 
 def qlib_epoch(x, y, order_seed: int) -> tuple[float, float]:
     """(seconds, mean loss) of one qlib.nn epoch."""
     model = nn.lenet_300_100(seed=0)
-    opt = nn.SGD(ARGS.lr, momentum=ARGS.momentum, weight_decay=ARGS.weight_decay)
+    opt = optim.SGD(ARGS.lr, momentum=ARGS.momentum, weight_decay=ARGS.weight_decay)
     rng = np.random.default_rng(order_seed)
     start = time.perf_counter()
-    loss = nn.train_epoch(
+    loss = optim.train_epoch(
         model, opt, x, y, batch_size=ARGS.batch_size, rng=rng, progress=False
     )
     return time.perf_counter() - start, loss

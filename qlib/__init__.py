@@ -12,7 +12,9 @@ per idea, by chapter:
 * 04, 05 :mod:`qlib.floats` -- IEEE 754 and any ExMy format, bit-exact
 * 05 :mod:`qlib.mx` -- OCP MX block formats and NVFP4
 * 06-09 :mod:`qlib.data` -- MNIST; :mod:`qlib.nn` -- a NumPy network library
-  and the course's trained LeNet-300-100
+  and the course's trained LeNet-300-100; :mod:`qlib.optim` -- its optimizers
+  and training loops
+* 06 :mod:`qlib.kmeansnet` -- K-means weight sharing of a whole network
 * 07 :mod:`qlib.linear` -- r = S(q - Z) as ONNX; :mod:`qlib.intinfer` --
   integer-only inference (requantization, quantized linear and conv layers);
   :mod:`qlib.quantnet` -- a whole network in integers

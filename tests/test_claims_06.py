@@ -3,9 +3,9 @@ computed through qlib on the course's committed LeNet-300-100 and the real
 MNIST files, with its margin.
 
 The accuracy table: test error on all 10,000 test images, every Dense layer
-sharing ``2**bits`` centroids of its own (:func:`qlib.kmeans.quantize_model`,
+sharing ``2**bits`` centroids of its own (:func:`qlib.kmeansnet.quantize_model`,
 linear initialization, biases float32), before and after centroid
-fine-tuning with :data:`qlib.kmeans.FINETUNE_RECIPE` (one epoch over all
+fine-tuning with :data:`qlib.kmeansnet.FINETUNE_RECIPE` (one epoch over all
 60,000 training images, Adam 1e-3, batches of 100, seed 0: the notebook's
 recipe).  Measured when written (2 cores):
 
@@ -23,7 +23,7 @@ fp32    1.51 %             1066.4 kB  1
 8       1.52 %    1.57 %   270.9 kB   3.94
 ======  ========  =======  =========  =====
 
-Sizes from :func:`qlib.kmeans.kmeans_storage`: indices, 32-bit codebooks and
+Sizes from :func:`qlib.kmeansnet.kmeans_storage`: indices, 32-bit codebooks and
 the 410 float32 biases (1 kB = 1000 bytes); the ratio is against the float32
 model, biases included.  The same numbers came out with one BLAS thread and
 with two.
@@ -44,7 +44,7 @@ import numpy as np
 import pytest
 
 from qlib import data, nn
-from qlib import kmeans as km
+from qlib import kmeansnet as kmn
 
 BITS = range(1, 9)
 
@@ -60,10 +60,10 @@ def table(mnist_folder) -> dict:
     result: dict = {"fp32": nn.error_rate(model, x, test_labels)}
     result["before"], result["after"] = {}, {}
     for bits in BITS:
-        quantized, codebooks, indices = km.quantize_model(model, bits)
+        quantized, codebooks, indices = kmn.quantize_model(model, bits)
         result["before"][bits] = nn.error_rate(quantized, x, test_labels)
-        km.finetune_codebooks(
-            quantized, codebooks, indices, x_train, train_labels, **km.FINETUNE_RECIPE
+        kmn.finetune_codebooks(
+            quantized, codebooks, indices, x_train, train_labels, **kmn.FINETUNE_RECIPE
         )
         for layer, c, i in zip(quantized.dense, codebooks, indices, strict=True):
             assert np.array_equal(layer.W, c[i])  # still shared after training
@@ -131,7 +131,7 @@ def test_storage_of_the_table_widths():
     sides): 4 bits 7.90x, 2 bits 15.63x; the codebooks and biases keep every
     ratio below 32 / bits."""
     model = nn.load_lenet()
-    ratios = {bits: km.kmeans_storage(model, bits).ratio for bits in BITS}
+    ratios = {bits: kmn.kmeans_storage(model, bits).ratio for bits in BITS}
     assert round(ratios[4], 2) == 7.90 and round(ratios[2], 2) == 15.63
     for bits, ratio in ratios.items():
         assert 0.95 * 32 / bits < ratio < 32 / bits, bits

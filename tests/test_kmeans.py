@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qlib import kmeans as km
+from qlib import kmeansnet as kmn
 from qlib import nn
 
 
@@ -209,7 +210,7 @@ def test_dequantize_is_a_table_lookup():
 def test_quantize_model_shares_weights_per_layer_and_keeps_biases():
     model = nn.load_lenet()
     before = [layer.W.copy() for layer in model.dense]
-    q, codebooks, indices = km.quantize_model(model, [3, 2, 1])
+    q, codebooks, indices = kmn.quantize_model(model, [3, 2, 1])
     assert [len(c) for c in codebooks] == [8, 4, 2]
     for layer, orig, c, i, W0 in zip(
         q.dense, model.dense, codebooks, indices, before, strict=True
@@ -225,7 +226,7 @@ def test_codebook_gradient_equals_a_per_cluster_loop():
     qlib.nn, then the centroids' gradients summed cluster by cluster in
     Python, weight by weight."""
     model = _tiny_mlp()
-    q, codebooks, indices = km.quantize_model(model, 2)
+    q, codebooks, indices = kmn.quantize_model(model, 2)
     rng = np.random.default_rng(3)
     x, y = rng.random((6, 5), np.float32), rng.integers(0, 3, 6)
     _, grad = nn.softmax_cross_entropy(q.forward(x), y)
@@ -235,7 +236,7 @@ def test_codebook_gradient_equals_a_per_cluster_loop():
         for r in range(idx.shape[0]):
             for s in range(idx.shape[1]):
                 loop[int(idx[r, s])] += float(layer.dW[r, s])
-        got = km.codebook_gradient(layer.dW, idx, len(c))
+        got = kmn.codebook_gradient(layer.dW, idx, len(c))
         assert got.dtype == np.float32 and got.shape == (len(c),)
         assert np.allclose(got, loop, rtol=1e-6, atol=1e-9)
 
@@ -244,7 +245,7 @@ def _one_step(optimizer: str, biases: bool):
     """One fine-tuning step (the whole batch at once) and the loop oracle's
     codebook gradient, bias gradient and starting state."""
     model = _tiny_mlp(1)
-    q, codebooks, indices = km.quantize_model(model, 2)
+    q, codebooks, indices = kmn.quantize_model(model, 2)
     start = [c.copy() for c in codebooks]
     b0 = [layer.b.copy() for layer in q.dense]
     rng = np.random.default_rng(4)
@@ -259,7 +260,7 @@ def _one_step(optimizer: str, biases: bool):
         sums.append(total)
         db.append(layer.db.copy())
     kw = dict(epochs=1, lr=0.05, batch_size=8, biases=biases, optimizer=optimizer)
-    km.finetune_codebooks(q, codebooks, indices, x, y, **kw)
+    kmn.finetune_codebooks(q, codebooks, indices, x, y, **kw)
     return q, codebooks, indices, start, sums, b0, db
 
 
@@ -289,9 +290,9 @@ def test_finetune_lowers_the_loss_and_keeps_the_sharing():
     rng = np.random.default_rng(0)
     x = rng.random((200, 5), np.float32)
     y = (x[:, 0] > x[:, 1]).astype(int) + (x[:, 2] > 0.5)
-    q, codebooks, indices = km.quantize_model(_tiny_mlp(2), 2)
+    q, codebooks, indices = kmn.quantize_model(_tiny_mlp(2), 2)
     frozen = [i.copy() for i in indices]
-    losses = km.finetune_codebooks(
+    losses = kmn.finetune_codebooks(
         q, codebooks, indices, x, y, epochs=5, lr=1e-2, batch_size=20, seed=0
     )
     assert losses[-1] < losses[0]
@@ -301,13 +302,13 @@ def test_finetune_lowers_the_loss_and_keeps_the_sharing():
 
 
 def test_recipe_is_a_valid_set_of_keywords():
-    assert km.FINETUNE_RECIPE["optimizer"] in km.OPTIMIZERS
-    q, codebooks, indices = km.quantize_model(_tiny_mlp(), 1)
+    assert kmn.FINETUNE_RECIPE["optimizer"] in kmn.OPTIMIZERS
+    q, codebooks, indices = kmn.quantize_model(_tiny_mlp(), 1)
     x = np.zeros((3, 5), np.float32)
-    recipe = dict(km.FINETUNE_RECIPE) | {"batch_size": 3}
-    km.finetune_codebooks(q, codebooks, indices, x, np.zeros(3, int), **recipe)
+    recipe = dict(kmn.FINETUNE_RECIPE) | {"batch_size": 3}
+    kmn.finetune_codebooks(q, codebooks, indices, x, np.zeros(3, int), **recipe)
     with pytest.raises(TypeError):
-        km.FINETUNE_RECIPE["lr"] = 1.0  # read-only: the notebook uses it as is
+        kmn.FINETUNE_RECIPE["lr"] = 1.0  # read-only: the notebook uses it as is
 
 
 # ---------------------------------------------------------------- storage
@@ -323,7 +324,7 @@ def test_storage_bits_by_hand():
 
 def test_model_storage_by_hand():
     """LeNet-300-100: 235200 + 30000 + 1000 weights, 300 + 100 + 10 biases."""
-    s = km.kmeans_storage(nn.load_lenet(), 4)
+    s = kmn.kmeans_storage(nn.load_lenet(), 4)
     assert s.n_weights == (235200, 30000, 1000) and s.n_biases == 410
     assert s.layer_bits == (941312, 120512, 4512)
     assert s.bias_bits == 13120  # biases stay float32
@@ -332,7 +333,7 @@ def test_model_storage_by_hand():
     assert s.ratio == 8531520 / 1079456  # 7.90: biases counted on both sides
     assert s.weight_ratio == 32 * 266200 / 1066336  # 7.99: weights alone
     assert s.kilobytes == 1079456 / 8 / 1000
-    mixed = km.kmeans_storage(nn.load_lenet(), [6, 5, 8])
+    mixed = kmn.kmeans_storage(nn.load_lenet(), [6, 5, 8])
     assert mixed.layer_bits == (235200 * 6 + 64 * 32, 30000 * 5 + 32 * 32, 8000 + 8192)
 
 
@@ -346,7 +347,7 @@ def test_bits_out_of_range(bits):
     with pytest.raises(ValueError, match=r"bits must be in \[1, 16\]"):
         km.kmeans_storage_bits(10, bits)
     with pytest.raises(ValueError, match=r"bits must be in \[1, 16\]"):
-        km.quantize_model(_tiny_mlp(), bits)
+        kmn.quantize_model(_tiny_mlp(), bits)
 
 
 @pytest.mark.parametrize("bits", [2.0, True, "4", None])
@@ -373,31 +374,31 @@ def test_other_bad_arguments():
     with pytest.raises(ValueError, match="init must be one of linear, density"):
         km.kmeans_quantize([0.1, 0.2, 0.3], 1, init="kmeans++")
     with pytest.raises(ValueError, match=r"one per Dense layer \(2\)"):
-        km.quantize_model(_tiny_mlp(), [2, 2, 2])
+        kmn.quantize_model(_tiny_mlp(), [2, 2, 2])
     with pytest.raises(ValueError, match=r"indices must lie in 0\.\.2"):
         km.kmeans_dequantize([0.0, 1.0, 2.0], np.array([3]))
     with pytest.raises(TypeError, match="indices must be integers"):
         km.kmeans_dequantize([0.0, 1.0], np.array([0.0]))
     with pytest.raises(ValueError, match="same shape"):
-        km.codebook_gradient(np.zeros((2, 2)), np.zeros((2, 3), int), 4)
+        kmn.codebook_gradient(np.zeros((2, 2)), np.zeros((2, 3), int), 4)
     with pytest.raises(ValueError, match=r"indices must lie in 0\.\.1"):
-        km.codebook_gradient(np.zeros(3), np.array([0, 1, 2]), 2)
+        kmn.codebook_gradient(np.zeros(3), np.array([0, 1, 2]), 2)
     with pytest.raises(ValueError, match="n_weights must be >= 0"):
         km.kmeans_storage_bits(-1, 2)
     with pytest.raises(ValueError, match="codebook_bits must be >= 1"):
         km.kmeans_storage_bits(10, 2, codebook_bits=0)
-    q, codebooks, indices = km.quantize_model(_tiny_mlp(), 1)
+    q, codebooks, indices = kmn.quantize_model(_tiny_mlp(), 1)
     x, y = np.zeros((2, 5), np.float32), np.zeros(2, int)
     kw = dict(epochs=1, lr=0.1)
     with pytest.raises(ValueError, match="optimizer must be one of adam, sgd"):
-        km.finetune_codebooks(q, codebooks, indices, x, y, optimizer="rmsprop", **kw)
+        kmn.finetune_codebooks(q, codebooks, indices, x, y, optimizer="rmsprop", **kw)
     with pytest.raises(ValueError, match="momentum is for optimizer='sgd'"):
-        km.finetune_codebooks(q, codebooks, indices, x, y, momentum=0.9, **kw)
+        kmn.finetune_codebooks(q, codebooks, indices, x, y, momentum=0.9, **kw)
     with pytest.raises(ValueError, match="one entry per Dense layer"):
-        km.finetune_codebooks(q, codebooks[:1], indices, x, y, **kw)
+        kmn.finetune_codebooks(q, codebooks[:1], indices, x, y, **kw)
     with pytest.raises(TypeError, match=r"codebooks\[0\] must be a 1-D float32"):
-        km.finetune_codebooks(
+        kmn.finetune_codebooks(
             q, [c.astype(float) for c in codebooks], indices, x, y, **kw
         )
     with pytest.raises(ValueError, match=r"indices\[1\] must have layer 1's shape"):
-        km.finetune_codebooks(q, codebooks, [indices[0], indices[0]], x, y, **kw)
+        kmn.finetune_codebooks(q, codebooks, [indices[0], indices[0]], x, y, **kw)

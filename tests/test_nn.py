@@ -11,7 +11,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from qlib import nn
+from qlib import nn, optim
 from qlib.data import load_mnist
 
 # ----------------------------------------------------------------- helpers
@@ -168,7 +168,7 @@ def quadratic_grad(p: np.ndarray) -> np.ndarray:
 def test_sgd_momentum_is_the_heavy_ball_of_sutskever_et_al():
     lr, mu = 0.1, 0.9
     p = np.zeros(2)
-    opt = nn.SGD(lr, momentum=mu)
+    opt = optim.SGD(lr, momentum=mu)
     q, v = np.zeros(2), np.zeros(2)  # Sutskever et al. 2013: v = mu v - lr g; p += v
     for _ in range(400):
         opt.step([p], [quadratic_grad(p)])
@@ -181,7 +181,7 @@ def test_sgd_momentum_is_the_heavy_ball_of_sutskever_et_al():
 def test_sgd_weight_decay_and_schedule_follow_pytorch_formula():
     lrs, mu, wd = [0.1, 0.05, 0.02], 0.8, 0.01
     p = np.array([2.0, 3.0])
-    opt = nn.SGD(lrs[0], momentum=mu, weight_decay=wd)
+    opt = optim.SGD(lrs[0], momentum=mu, weight_decay=wd)
     q, buf = p.copy(), np.zeros(2)
     for lr in lrs * 3:
         opt.lr = lr
@@ -191,14 +191,14 @@ def test_sgd_weight_decay_and_schedule_follow_pytorch_formula():
         q = q - lr * buf
         np.testing.assert_allclose(p, q, rtol=1e-12)
     plain = np.array([1.0])
-    nn.SGD(0.5).step([plain], [np.array([0.2])])
+    optim.SGD(0.5).step([plain], [np.array([0.2])])
     assert plain[0] == pytest.approx(0.9)
 
 
 def test_adam_follows_kingma_and_ba():
     lr, b1, b2, eps = 0.05, 0.9, 0.999, 1e-8
     p = np.zeros(2)
-    opt = nn.Adam(lr, betas=(b1, b2), eps=eps)
+    opt = optim.Adam(lr, betas=(b1, b2), eps=eps)
     q, m, v = np.zeros(2), np.zeros(2), np.zeros(2)
     for t in range(1, 101):
         opt.step([p], [quadratic_grad(p)])
@@ -215,7 +215,7 @@ def test_optimizer_updates_in_place_and_keeps_float32():
     x = np.random.default_rng(0).random((10, 784), np.float32)
     _, grad = nn.softmax_cross_entropy(model.forward(x), np.arange(10))
     model.backward(grad)
-    for opt in (nn.SGD(0.1, momentum=0.9, weight_decay=1e-4), nn.Adam()):
+    for opt in (optim.SGD(0.1, momentum=0.9, weight_decay=1e-4), optim.Adam()):
         opt.step(model.parameters(), model.gradients())
     assert model.dense[0].W is W
     assert all(p.dtype == np.float32 for p in model.parameters())
@@ -234,8 +234,8 @@ def mnist(mnist_folder):
 
 def short_training(x, y, seed: int) -> nn.MLP:
     model = nn.lenet_300_100(seed=seed)
-    opt = nn.SGD(0.1, momentum=0.9, weight_decay=1e-4)
-    nn.train(model, x, y, optimizer=opt, epochs=2, batch_size=100, seed=seed)
+    opt = optim.SGD(0.1, momentum=0.9, weight_decay=1e-4)
+    optim.train(model, x, y, optimizer=opt, epochs=2, batch_size=100, seed=seed)
     return model
 
 
@@ -258,8 +258,8 @@ def test_same_seed_same_weights(mnist, tmp_path):
 def test_training_reduces_the_loss(mnist):
     x, y = mnist[0][:2000], mnist[1][:2000]
     model = nn.lenet_300_100()
-    opt = nn.SGD(0.1, momentum=0.9)
-    losses = nn.train(model, x, y, optimizer=opt, epochs=3, batch_size=50)
+    opt = optim.SGD(0.1, momentum=0.9)
+    losses = optim.train(model, x, y, optimizer=opt, epochs=3, batch_size=50)
     assert losses[0] > losses[-1]
     assert nn.error_rate(model, x, y) < 0.05
 
@@ -370,7 +370,9 @@ def test_bad_labels_and_arguments():
     with pytest.raises(ValueError, match="out_features must be a positive integer"):
         nn.Dense(3, 0, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
-        nn.train(model, x, [0, 1, 2, 3], optimizer=nn.SGD(0.1), epochs=0, batch_size=2)
+        optim.train(
+            model, x, [0, 1, 2, 3], optimizer=optim.SGD(0.1), epochs=0, batch_size=2
+        )
     layer = model.dense[1]
     layer.W = np.zeros((100, 299), np.float32)  # a replaced W of the wrong shape
     with pytest.raises(ValueError, match=r"x must have shape \(N, 299\)"):
@@ -395,11 +397,11 @@ def test_progress_is_a_plain_line_and_quiet_by_default(capsys):
     x = np.random.default_rng(0).random((20, 784), np.float32)
     y = np.arange(20) % 10
     model = nn.lenet_300_100()
-    nn.train(model, x, y, optimizer=nn.SGD(0.01), epochs=2, batch_size=10)
+    optim.train(model, x, y, optimizer=optim.SGD(0.01), epochs=2, batch_size=10)
     nn.error_rate(model, x, y)
     assert capsys.readouterr() == ("", "")
-    opt = nn.SGD(0.01)
-    nn.train(model, x, y, optimizer=opt, epochs=2, batch_size=10, progress=True)
+    opt = optim.SGD(0.01)
+    optim.train(model, x, y, optimizer=opt, epochs=2, batch_size=10, progress=True)
     nn.error_rate(model, x, y, batch_size=5, progress=True)
     out, err = capsys.readouterr()
     assert out.count("loss") == 2 and "epoch 2/2  lr 0.01" in out

@@ -500,11 +500,11 @@ def test_kmeans_explorer_text_gives_the_sizes_worked_by_hand():
 
 
 def test_kmeans_explorer_error_is_the_quantized_networks():
-    from qlib import data, kmeans, nn
+    from qlib import data, kmeansnet, nn
 
     ex = widgets.KMeansExplorer(bits=2)
     images, labels = data.load_mnist("test")
-    quantized, _, _ = kmeans.quantize_model(nn.load_lenet(), 2)
+    quantized, _, _ = kmeansnet.quantize_model(nn.load_lenet(), 2)
     error = nn.error_rate(quantized, nn.preprocess(images), labels)
     assert ex.error == error
     assert np.array_equal(ex.mark.get_data()[1], [100 * error])

@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qlib import nn  # noqa: E402
+from qlib import nn, optim  # noqa: E402
 from qlib.data import load_mnist  # noqa: E402
 
 RECIPE = {
@@ -65,13 +65,15 @@ def main() -> int:
 
     r = RECIPE
     model = nn.lenet_300_100(seed=r["seed"])
-    optimizer = nn.SGD(r["lr"], momentum=r["momentum"], weight_decay=r["weight_decay"])
+    optimizer = optim.SGD(
+        r["lr"], momentum=r["momentum"], weight_decay=r["weight_decay"]
+    )
 
     def schedule(epoch: int) -> float:
         return r["lr"] * (1 + math.cos(math.pi * epoch / r["epochs"])) / 2
 
     start = time.perf_counter()
-    nn.train(
+    optim.train(
         model,
         x_train,
         y_train,

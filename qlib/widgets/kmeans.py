@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import data as _data
 from .. import kmeans as _km
+from .. import kmeansnet as _kmn
 from .. import nn as _nn
 from ..plot import COLORS, new_figure
 from ._explorer import Explorer, _png_view
@@ -27,7 +28,7 @@ _TIMES = "\N{MULTIPLICATION SIGN}"
 @functools.cache
 def _tables() -> dict:
     """Everything the explorer shows, computed once per process: for every
-    width 1-8, the codebooks of :func:`qlib.kmeans.quantize_model` (every
+    width 1-8, the codebooks of :func:`qlib.kmeansnet.quantize_model` (every
     layer at that width), how many weights share each centroid, the test
     error on all 10,000 MNIST test images, and the storage; the float32 test
     error; each layer's weight histogram.  Arrays are read-only."""
@@ -44,14 +45,14 @@ def _tables() -> dict:
         "hist": [],
     }
     for bits in BITS:
-        quantized, codebooks, indices = _km.quantize_model(model, bits)
+        quantized, codebooks, indices = _kmn.quantize_model(model, bits)
         tables["codebooks"][bits] = codebooks
         tables["counts"][bits] = [
             np.bincount(i.ravel(), minlength=len(c))
             for c, i in zip(codebooks, indices, strict=True)
         ]
         tables["error"][bits] = _nn.error_rate(quantized, x, labels)
-        tables["storage"][bits] = _km.kmeans_storage(model, bits)
+        tables["storage"][bits] = _kmn.kmeans_storage(model, bits)
     # one set of bins for every layer: the axes stay put when the layer changes
     lo = min(float(layer.W.min()) for layer in model.dense)
     hi = max(float(layer.W.max()) for layer in model.dense)
@@ -77,7 +78,7 @@ class KMeansExplorer(Explorer):
     Controls: ``bits`` (1-8), the index width of every layer, and ``layer``
     (``"fc1"`` 784 to 300, ``"fc2"`` 300 to 100, ``"fc3"`` 100 to 10), the one
     whose weights are drawn.  Each layer has its own codebook from
-    :func:`qlib.kmeans.quantize_model` (linear initialization, Lloyd's
+    :func:`qlib.kmeansnet.quantize_model` (linear initialization, Lloyd's
     algorithm to convergence); the biases stay float32.
 
     Panels: the layer's weight histogram (counts on a log scale, so the rare
