@@ -21,8 +21,8 @@ reservations (``specials``), following ml_dtypes' names:
   all-ones code is NaN.
 
 :meth:`FloatFormat.encode` rounds to nearest, ties to even (E8M0: ties away
-from zero on a linear scale, as ml_dtypes does), and handles overflow, NaN
-and infinities the way ml_dtypes' ``astype`` from float32 does;
+from zero on a linear scale, as ml_dtypes 0.7 and later do), and handles
+overflow, NaN and infinities the way ml_dtypes' ``astype`` from float32 does;
 ``saturate=True`` first clamps to ``[-max, max]`` as ONNX's ``saturate=1``.
 
 Taught in ``notebooks/04_ieee754.ipynb`` and
@@ -402,14 +402,9 @@ class FloatFormat:
     def _encode_e8m0(self, x: np.ndarray) -> np.ndarray:
         f, e2 = np.frexp(np.where(x > 0, x, 1.0))
         k = e2.astype(np.int64) - 1 + (2 * f >= 1.5)  # ties up, on a linear scale
+        # below 2**-127 there is no smaller code: 2**-127 itself (ml_dtypes >= 0.7;
+        # 0.6 rounded float32 subnormals on their bit pattern instead)
         code = np.clip(k + self.bias, 0, None)
-        # ml_dtypes rounds float32 subnormals on their bit pattern: those above
-        # 2**-127 (and below 2**-126) become 2**-126; match it
-        f32_sub = (x > 0) & (x < 2.0**-126)
-        code = np.where(
-            f32_sub, (x > 2.0**-127).astype(np.int64) + self.bias - 127, code
-        )
-        code = np.clip(code, 0, None)
         bad = ~(x > 0) | ~np.isfinite(x) | (code > self._e_max_field - 1)
         return np.where(bad, np.int64(self._e_max_field), code).astype(np.uint64)
 
