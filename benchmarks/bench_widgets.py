@@ -48,6 +48,8 @@ CASES = [
     (widgets.KMeansExplorer, "bits", (3, 4)),
     (widgets.KMeansExplorer, "layer", ("fc1", "fc2")),
     (widgets.LinearQuantExplorer, "r_min", (-1.0, -0.95)),
+    (widgets.ClippingExplorer, "clip", (3.0, 3.1)),
+    (widgets.ClippingExplorer, "bits", (3, 4)),
     (widgets.LinearQuantExplorer, "r_max", (2.0, 1.95)),
     (widgets.LinearQuantExplorer, "bits", (3, 8)),
     (widgets.LinearQuantExplorer, "symmetric", (False, True)),

@@ -504,3 +504,18 @@ def test_other_bad_arguments():
         kl_divergences([0, 0, 0, 0], bits=2)
     with pytest.raises(ValueError, match="r_min must be <= r_max"):
         clipping_mse(x, 1.0, -1.0)
+
+
+def test_entropy_skip_zeros_ignores_the_relu_spike():
+    # a ReLU output: 70 % exact zeros, the rest half-normal.  With the spike in
+    # bin 0, KL is smallest where every level covers one bin (i = 2**(bits-1)):
+    # the threshold collapses to about 2**(bits-1) / 2048 of the maximum.
+    rng = np.random.default_rng(3)
+    x = np.abs(rng.normal(0, 1, 200_000)) * (rng.uniform(size=200_000) > 0.7)
+    spiked = calibrate.entropy(x, bits=4)[1]
+    assert spiked < 10 * x.max() / 2048
+    kept = calibrate.entropy(x, bits=4, skip_zeros=True)
+    assert kept == (0.0, calibrate.entropy_threshold(x[x > 0], bits=4))
+    assert kept[1] > 0.4 * x.max()
+    with pytest.raises(TypeError, match="skip_zeros must be True or False"):
+        calibrate.entropy(x, skip_zeros=1)

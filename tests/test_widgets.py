@@ -185,6 +185,7 @@ FIGURE_EXPLORERS = {
         "overflow": ["wrap", "saturate"],
     },
     "KMeansExplorer": {"bits": [1, 8, 3], "layer": ["fc3", "fc2", "fc1"]},
+    "ClippingExplorer": {"bits": [2, 8, 3], "clip": [0.2, 6.0, 3.5]},
     "LinearQuantExplorer": {
         "r_min": [-2.5, 0.0, -0.35],
         "r_max": [0.1, 2.5, 1.2],
@@ -520,3 +521,59 @@ def test_kmeans_explorer_rejects_bad_arguments():
         widgets.KMeansExplorer(bits=0)
     with pytest.raises(ValueError, match="layer must be one of fc1, fc2, fc3"):
         widgets.KMeansExplorer(layer="fc4")
+
+
+# ------------------------------------------------------------------ chapter 08
+
+
+def _fc1_by_hand(t: float, bits: int):
+    """fc1's test activations clipped at t, rounded on 2**bits levels of [0, t]
+    written out in numpy (not through qlib.linear), the rest of the net float."""
+    from qlib import data, nn
+
+    model = nn.load_lenet()
+    images, labels = data.load_mnist("test")
+    a = np.maximum(model.dense[0].forward(nn.preprocess(images)), 0).astype(np.float64)
+    step = t / (2**bits - 1)
+    a = np.clip(np.rint(a / step), 0, 2**bits - 1) * step
+    for layer in model.layers[2:]:
+        a = layer.forward(a.astype(np.float32))
+    return float(np.mean(a.argmax(axis=1) != labels))
+
+
+def test_clipping_explorer_error_and_mse_are_the_quantizers():
+    from qlib import calibrate
+
+    ex = widgets.ClippingExplorer(bits=3)
+    ex.controls["clip"].value = 3.5
+    assert abs(ex.t - 3.5) <= ex.grid[0] / 2  # snapped to the grid
+    # float32 scale in the explorer, float64 here: a test image whose top two
+    # logits are within rounding could flip; none does at these settings
+    assert ex.error == _fc1_by_hand(ex.t, 3)
+    sample = ex.tables["sorted"]
+    # the curve is measured on a 50,000-value sample of the non-zero values,
+    # weighted by their share: within 3 % of the MSE over all of them
+    mse = ex.tables["share"] * calibrate.clipping_mse(
+        sample, 0.0, ex.t, 3, symmetric=False
+    )
+    assert ex.mse == pytest.approx(mse, rel=0.03)
+    kept = np.mean(sample <= ex.t)
+    assert ex.clipped_share == pytest.approx(1 - kept, abs=1e-12)
+    assert f"test error {ex.error:.2%}" in ex.ax.get_title()
+
+
+def test_clipping_explorer_finds_a_clip_below_the_maximum_at_low_bits():
+    ex = widgets.ClippingExplorer(bits=2)
+    # min-max (the last grid point) wastes levels on a tail of a few values:
+    # at 2 bits the best threshold lies well inside the range, at 8 near its end
+    assert ex.best_t < 0.6 * ex.grid[-1]
+    assert ex.curve.min() < 0.5 * ex.curve[-1]
+    ex.controls["bits"].value = 8
+    assert ex.best_t > 0.8 * ex.grid[-1]
+
+
+def test_clipping_explorer_rejects_bad_arguments():
+    with pytest.raises(ValueError, match=r"bits must be an integer in \[2, 8\]"):
+        widgets.ClippingExplorer(bits=1)
+    with pytest.raises(ValueError, match="clip must be in"):
+        widgets.ClippingExplorer(clip=100.0)

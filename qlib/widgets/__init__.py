@@ -14,6 +14,7 @@ of shared machinery:
   :class:`FormatHistogram` (05)
 * :mod:`qlib.widgets.kmeans` -- :class:`KMeansExplorer` (06)
 * :mod:`qlib.widgets.linear` -- :class:`LinearQuantExplorer` (07)
+* :mod:`qlib.widgets.ptq` -- :class:`ClippingExplorer` (08)
 
 Notebooks write ``from qlib import widgets`` and ``widgets.SamplingExplorer()``.
 """
@@ -24,10 +25,12 @@ from .floats import FloatExplorer, FormatHistogram
 from .integers import BitFlipper, LevelsDemo, NumberWheel
 from .kmeans import KMeansExplorer
 from .linear import LinearQuantExplorer
+from .ptq import ClippingExplorer
 from .signals import CompandingExplorer, ImageBitDepth, SamplingExplorer
 
 __all__ = [
     "BitFlipper",
+    "ClippingExplorer",
     "CompandingExplorer",
     "Explorer",
     "FloatExplorer",
