@@ -21,6 +21,14 @@ per idea, by chapter:
 * all :mod:`qlib.feedback` -- :func:`check`, :class:`Question`, :class:`Case`
   for exercises; :mod:`qlib.plot` -- the course's figure style
 
+Private siblings keep a chapter module to one sitting; learners import the
+chapter module, which imports or re-exports them: ``qlib._signal_images`` (the
+images of 01) and ``qlib._signal_checks`` (the argument checks both share),
+``qlib._integer_codes`` (02: argument checks, n-bit wrap and sign extension,
+the sign-magnitude and ones' complement encoders), ``qlib._fixed_rounding``
+(03: exact rounding and overflow), ``qlib._float_codec`` (04, 05: how
+``FloatFormat.encode`` rounds).
+
 Around the subject:
 
 * :mod:`qlib.widgets` -- the interactive explorers, one module per chapter

@@ -24,6 +24,7 @@ reservations (``specials``), following ml_dtypes' names:
 from zero on a linear scale, as ml_dtypes 0.7 and later do), and handles
 overflow, NaN and infinities the way ml_dtypes' ``astype`` from float32 does;
 ``saturate=True`` first clamps to ``[-max, max]`` as ONNX's ``saturate=1``.
+The rounding itself lives in ``qlib/_float_codec.py``.
 
 Taught in ``notebooks/04_ieee754.ipynb`` and
 ``notebooks/05_low_precision_floats.ipynb``.
@@ -37,6 +38,14 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from ._float_codec import (
+    _encode,
+    _encode_e8m0,
+    _encode_float32,
+    _fits_float32,
+    _keep_payload,
+)
 
 __all__ = ["FORMATS", "SPECIALS", "FloatFormat"]
 
@@ -213,20 +222,6 @@ class FloatFormat:
 
     # ------------------------------------------------------------ encode
 
-    def _nan_code(self, sign: np.ndarray) -> np.ndarray:
-        top = self.exp_bits + self.man_bits
-        if self.specials == "ieee":  # a quiet NaN: top mantissa bit set
-            body = (self._e_max_field << self.man_bits) | (1 << (self.man_bits - 1))
-            return (sign << np.uint64(top)) | np.uint64(body)
-        if self.specials == "fn":
-            return (sign << np.uint64(top)) | np.uint64(2**top - 1)
-        if self.specials == "fnuz":
-            return np.full(sign.shape, 2**top, np.uint64)
-        if self.specials == "e8m0":
-            return np.full(sign.shape, 2**self.bits - 1, np.uint64)
-        # no NaN at all: ml_dtypes writes a zero with the sign bit inverted
-        return (sign ^ np.uint64(1)) << np.uint64(top)
-
     def encode(
         self,
         x: ArrayLike,
@@ -257,11 +252,11 @@ class FloatFormat:
                 f"x must be real numbers; got an array of dtype {given.dtype}"
             )
         shape = given.shape
-        if given.dtype == np.float32 and rounding == "nearest" and self._fits_float32:
+        if given.dtype == np.float32 and rounding == "nearest" and _fits_float32(self):
             flat = np.ascontiguousarray(given).reshape(-1)
             if saturate:
                 flat = np.clip(flat, np.float32(-self.max), np.float32(self.max))
-            out = self._encode_float32(flat).reshape(shape)
+            out = _encode_float32(self, flat).reshape(shape)
             return out[()] if len(shape) == 0 else out
         with np.errstate(invalid="ignore"):  # signalling NaNs are fine here
             x = given.astype(np.float64).reshape(-1)
@@ -274,139 +269,14 @@ class FloatFormat:
         if self.specials == "e8m0":
             if rounding != "nearest":
                 raise ValueError("e8m0fnu only rounds to nearest")
-            out = self._encode_e8m0(x)
+            out = _encode_e8m0(self, x)
         else:
             rng = np.random.default_rng(seed) if rounding == "stochastic" else None
-            out = self._encode(x, rng)
+            out = _encode(self, x, rng)
             if self.nan_payload and given.dtype.kind == "f":
-                out = self._keep_payload(out, given.reshape(-1))
+                out = _keep_payload(self, out, given.reshape(-1))
         out = out.astype(self.code_dtype).reshape(shape)
         return out[()] if len(shape) == 0 else out
-
-    def _encode(
-        self, x: np.ndarray, rng: np.random.Generator | None = None
-    ) -> np.ndarray:
-        M = self.man_bits
-        sign = np.signbit(x).astype(np.uint64)
-        a = np.abs(x)
-        finite = np.isfinite(a)
-        a_fin = np.where(finite, a, 0.0)
-        _, e2 = np.frexp(a_fin)  # a = f * 2**e2, f in [0.5, 1)
-        emin = 1 - self.bias
-        e_eff = np.maximum(e2.astype(np.int64) - 1, emin)  # binade (subnormals: emin)
-        scaled = np.ldexp(a_fin, M - e_eff)  # in units of the ulp: exact
-        if rng is None:
-            r = np.rint(scaled)  # ties to even
-        else:  # up with probability frac(scaled)
-            r = np.floor(scaled) + (rng.random(scaled.shape) < scaled % 1)
-        carry = r >= 2.0 ** (M + 1)  # rounded up into the next binade
-        r = np.where(carry, r / 2, r)
-        e_eff = e_eff + carry
-        normal = r >= 2.0**M
-        field_e = np.where(normal, e_eff + self.bias, 0).astype(np.uint64)
-        field_m = (r - np.where(normal, 2.0**M, 0.0)).astype(np.uint64)
-        top = np.uint64(self.exp_bits + self.man_bits)
-        code = (sign << top) | (field_e << np.uint64(M)) | field_m
-        if self.specials == "fnuz":  # no negative zero
-            code = np.where((field_e == 0) & (field_m == 0), np.uint64(0), code)
-        too_big = ~finite | (np.ldexp(r, e_eff - M) > self.max)
-        if too_big.any():
-            code = np.where(too_big & ~np.isnan(x), self._overflow_code(sign), code)
-        nan = np.isnan(x)
-        if nan.any():
-            code = np.where(nan, self._nan_code(sign), code)
-        return code
-
-    @property
-    def _fits_float32(self) -> bool:
-        """Narrower than float32 in range and precision (fp32 itself excluded)."""
-        return (
-            self.specials != "e8m0"
-            and self.man_bits < 23
-            and 1 - self.bias >= -126
-            and self._e_max_field - self.bias <= 127
-            and not self.nan_payload
-        )
-
-    def _encode_float32(self, x: np.ndarray) -> np.ndarray:
-        """The same rounding as :meth:`_encode`, done on float32 bit patterns.
-
-        In the normal range the exponent is re-biased and the mantissa rounded
-        to nearest-even with integer arithmetic.  Below it, adding the constant
-        ``C = 2^(23 + 1 - bias - M)`` makes the float32 adder itself round to
-        the format's subnormal step (the ulp of ``C``), and the low bits of the
-        sum count the steps.
-        """
-        M, shift = self.man_bits, 23 - self.man_bits
-        u = x.view(np.uint32)
-        magnitude = u & np.uint32(0x7FFFFFFF)
-        mag = magnitude.view(np.int32) - np.int32((127 - self.bias) << 23)
-        lsb = mag >> shift
-        lsb &= 1
-        mag += np.int32((1 << (shift - 1)) - 1)
-        mag += lsb
-        mag >>= shift
-        c = np.float32(2.0 ** (23 + 1 - self.bias - M))
-        small = magnitude < np.uint32((127 + 1 - self.bias) << 23)
-        steps = (magnitude.view(np.float32) + c).view(np.int32) - c.view(np.int32)
-        mag = np.where(small, steps, mag)
-        top = self._magnitude_code_of_max()
-        nan = magnitude > np.uint32(0x7F800000)
-        any_nan = bool(nan.any())
-        dtype = self.code_dtype
-        sign = (u >> np.uint32(31)).astype(dtype)
-        if self.specials == "fnuz":
-            bad = (mag > top) | (magnitude >= np.uint32(0x7F800000))
-            sign[mag == 0] = 0  # no negative zero
-            code = mag.astype(dtype) | (sign << dtype.type(self.bits - 1))
-            code[bad] = 2 ** (self.bits - 1)  # the only NaN
-            return code
-        # ieee: past the top is infinity; fn: the NaN code; none: saturate
-        np.minimum(mag, top + (0 if self.specials == "none" else 1), out=mag)
-        code = mag.astype(dtype) | (sign << dtype.type(self.bits - 1))
-        if any_nan:
-            code[nan] = self._nan_code(sign[nan].astype(np.uint64)).astype(dtype)
-        return code
-
-    def _magnitude_code_of_max(self) -> int:
-        return int(self._encode(np.array([self.max]))[0])  # max is positive
-
-    def _keep_payload(self, code: np.ndarray, given: np.ndarray) -> np.ndarray:
-        """NumPy's rule: a NaN keeps the top bits of its payload (and stays a NaN)."""
-        nan = np.isnan(given)
-        if not nan.any():
-            return code
-        width = 8 * given.dtype.itemsize
-        man_in = {16: 10, 32: 23, 64: 52}[width]
-        raw = given.view(f"uint{width}").astype(np.uint64)
-        payload = raw & np.uint64(2**man_in - 1)
-        shift = man_in - self.man_bits
-        if shift >= 0:
-            payload = payload >> np.uint64(shift)
-        else:
-            payload = payload << np.uint64(-shift)
-        payload = np.where(payload == 0, np.uint64(1), payload)
-        sign = (raw >> np.uint64(width - 1)) & np.uint64(1)
-        top = np.uint64(self.exp_bits + self.man_bits)
-        body = np.uint64(self._e_max_field << self.man_bits)
-        return np.where(nan, (sign << top) | body | payload, code)
-
-    def _overflow_code(self, sign: np.ndarray) -> np.ndarray:
-        top = np.uint64(self.exp_bits + self.man_bits)
-        if self.specials == "ieee":  # infinity
-            return (sign << top) | np.uint64(self._e_max_field << self.man_bits)
-        if self.specials == "none":  # saturate: every code is a number
-            return (sign << top) | np.uint64(2 ** int(top) - 1)
-        return self._nan_code(sign)
-
-    def _encode_e8m0(self, x: np.ndarray) -> np.ndarray:
-        f, e2 = np.frexp(np.where(x > 0, x, 1.0))
-        k = e2.astype(np.int64) - 1 + (2 * f >= 1.5)  # ties up, on a linear scale
-        # below 2**-127 there is no smaller code: 2**-127 itself (ml_dtypes >= 0.7;
-        # 0.6 rounded float32 subnormals on their bit pattern instead)
-        code = np.clip(k + self.bias, 0, None)
-        bad = ~(x > 0) | ~np.isfinite(x) | (code > self._e_max_field - 1)
-        return np.where(bad, np.int64(self._e_max_field), code).astype(np.uint64)
 
     def quantize(
         self, x: ArrayLike, saturate: bool = False, **kw

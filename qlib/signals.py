@@ -9,6 +9,11 @@ and ``2**bits`` levels ``x_q = k * delta`` (mid-tread) or ``(k + 1/2) * delta``
 (mid-rise) for ``k = -2**(bits-1) ... 2**(bits-1) - 1``.  Inputs beyond the
 end levels are clipped to them.
 
+The image functions (:func:`load_sample_image`, :func:`quantize_image`,
+:func:`count_colours`, :func:`kmeans_palette`) live in
+``qlib/_signal_images.py`` and are re-exported here; the argument checks the
+two modules share are in ``qlib/_signal_checks.py``.
+
 Taught in ``notebooks/01_signal_quantization.ipynb``.
 """
 
@@ -20,7 +25,13 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .kmeans import kmeans
+from ._signal_checks import _as_signal, _check_bits, _check_positive
+from ._signal_images import (
+    count_colours,
+    kmeans_palette,
+    load_sample_image,
+    quantize_image,
+)
 
 __all__ = [
     "A_LAW",
@@ -52,38 +63,8 @@ __all__ = [
 KINDS = ("midrise", "midtread")
 MU_LAW = 255.0  # G.711
 A_LAW = 87.6  # G.711
-MAX_BITS = 32
 
 Kind = Literal["midrise", "midtread"]
-
-
-# --------------------------------------------------------------- arguments
-
-
-def _check_bits(bits: object) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral):
-        raise TypeError(f"bits must be an integer in [1, {MAX_BITS}]; got {bits!r}")
-    if not 1 <= bits <= MAX_BITS:
-        raise ValueError(f"bits must be in [1, {MAX_BITS}]; got {bits}")
-    return int(bits)
-
-
-def _check_positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a positive number; got {value!r}")
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive, finite number; got {value}")
-    return float(value)
-
-
-def _as_signal(x: ArrayLike, name: str = "x") -> np.ndarray:
-    a = np.asarray(x)
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be real numbers; got an array of dtype {a.dtype}")
-    a = a.astype(np.float64)
-    if np.isnan(a).any():
-        raise ValueError(f"{name} must not contain NaN")
-    return a
 
 
 # ------------------------------------------------------------ test signals
@@ -426,88 +407,6 @@ def quantize_companded(
         raise ValueError(f"law must be 'mu' or 'a'; got {law!r}")
     x = np.clip(_as_signal(x) / x_max, -1.0, 1.0)
     return expand(quantize_uniform(compress(x), bits)) * x_max
-
-
-# ------------------------------------------------------------------- images
-
-
-def load_sample_image() -> NDArray[np.float64]:
-    """Matplotlib's bundled photograph of Grace Hopper, RGB floats in [0, 1].
-
-    Example:
-        >>> img = load_sample_image()
-        >>> img.shape, float(img.min()) >= 0, float(img.max()) <= 1
-        ((600, 512, 3), True, True)
-    """
-    import matplotlib.image
-    from matplotlib import cbook
-
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        img = matplotlib.image.imread(f, format="jpg")
-    return img.astype(np.float64) / 255.0
-
-
-def quantize_image(img: ArrayLike, bits: int) -> NDArray[np.float64]:
-    """Reduce every channel of an image in [0, 1] to ``2**bits`` levels.
-
-    Image bit depth keeps black and white: the levels are
-    ``k / (2**bits - 1)`` for ``k = 0 .. 2**bits - 1`` (an unsigned mid-tread
-    quantizer over [0, 1]).
-
-    Example:
-        >>> quantize_image([0.0, 0.2, 0.5, 1.0], 1)
-        array([0., 0., 1., 1.])
-    """
-    bits = _check_bits(bits)
-    img = np.clip(_as_signal(img, "img"), 0.0, 1.0)
-    levels = 2**bits - 1
-    return np.floor(img * levels + 0.5) / levels
-
-
-def count_colours(img: ArrayLike) -> int:
-    """How many distinct colours (RGB triples) an image of shape (h, w, 3) has.
-
-    Sorts the pixels lexicographically and counts the changes between
-    neighbours: the same answer as ``len(np.unique(pixels, axis=0))``, several
-    times faster on a photograph.
-
-    Example:
-        >>> count_colours(quantize_image(load_sample_image(), 1))
-        7
-    """
-    img = _as_signal(img, "img")
-    if img.ndim != 3 or img.shape[-1] != 3:
-        raise ValueError(f"img must have shape (height, width, 3); got {img.shape}")
-    pixels = img.reshape(-1, 3)
-    if len(pixels) == 0:
-        return 0
-    ordered = pixels[np.lexsort(pixels.T)]
-    return 1 + int(np.count_nonzero(np.any(ordered[1:] != ordered[:-1], axis=1)))
-
-
-def kmeans_palette(
-    img: ArrayLike, k: int, *, seed: int = 0, sample: int = 20_000, iters: int = 20
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Quantize an RGB image to a palette of ``k`` colours found by k-means.
-
-    The palette is fitted on ``sample`` random pixels, then every pixel takes
-    its nearest palette colour.  Returns ``(quantized image, palette)``.
-
-    Example:
-        >>> img = load_sample_image()[::8, ::8]
-        >>> out, palette = kmeans_palette(img, 4)
-        >>> palette.shape, len(np.unique(out.reshape(-1, 3), axis=0)) <= 4
-        ((4, 3), True)
-    """
-    img = _as_signal(img, "img")
-    if img.ndim != 3 or img.shape[-1] != 3:
-        raise ValueError(f"img must have shape (height, width, 3); got {img.shape}")
-    pixels = img.reshape(-1, 3)
-    rng = np.random.default_rng(seed)
-    chosen = pixels[rng.choice(len(pixels), min(sample, len(pixels)), replace=False)]
-    palette, _ = kmeans(chosen, k, iters=iters, seed=seed)
-    labels = np.argmin(((pixels[:, None, :] - palette[None]) ** 2).sum(-1), axis=1)
-    return palette[labels].reshape(img.shape), palette
 
 
 # -------------------------------------------------------------------- sound

@@ -16,6 +16,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from .. import integers as _integers
+from .._integer_codes import _as_codes, _check_bits
 from ..plot import COLORS, new_figure
 from ._explorer import Explorer, _png_view
 
@@ -44,7 +45,7 @@ class LevelsDemo(Explorer):
     title = "levels demo"
 
     def __init__(self, bits: int = 3) -> None:
-        bits = _integers._check_bits(bits, lo=1, hi=8)
+        bits = _check_bits(bits, lo=1, hi=8)
         self.t = np.linspace(0.0, 1.0, 400)
         self.x = 0.9 * np.sin(2 * np.pi * 2 * self.t)
         self.controls = {
@@ -91,10 +92,10 @@ class BitFlipper(Explorer):
     title = "bit flipper"
 
     def __init__(self, bits: int = 8, code: int | None = None) -> None:
-        self.bits = _integers._check_bits(bits, lo=1, hi=16)
+        self.bits = _check_bits(bits, lo=1, hi=16)
         if code is None:  # top and bottom bit set: the schemes disagree most
             code = 2 ** (self.bits - 1) | 1
-        code = int(_integers._as_codes(code, self.bits))
+        code = int(_as_codes(code, self.bits))
         self.controls = {
             f"bit{i}": widgets.ToggleButton(
                 value=bool(code >> i & 1),
@@ -115,7 +116,7 @@ class BitFlipper(Explorer):
 
     def set_code(self, code: int) -> None:
         """Set every button from ``code`` and refresh once."""
-        code = int(_integers._as_codes(code, self.bits))
+        code = int(_as_codes(code, self.bits))
         self._busy = True
         try:
             for i in range(self.bits):
@@ -167,7 +168,7 @@ class NumberWheel(Explorer):
     title = "two's-complement number wheel"
 
     def __init__(self, bits: int = 4, a: int = 5, b: int = 4) -> None:
-        bits = _integers._check_bits(bits, lo=2, hi=5)
+        bits = _check_bits(bits, lo=2, hi=5)
         lo, hi = _integers.value_range(bits, "twos_complement")
         self.controls = {
             "bits": widgets.IntSlider(value=bits, min=2, max=5, description="bits"),
