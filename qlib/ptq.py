@@ -48,6 +48,7 @@ __all__ = [
     "quantize_model",
     "quantize_weight",
     "simulate",
+    "weight_bits",
 ]
 
 #: ``"tensor"``, ``"channel"`` or a group size (an int >= 1)
@@ -146,6 +147,30 @@ def _n_params(shape: tuple[int, int], granularity: str | int) -> int:
     return out * math.ceil(n_in / granularity)
 
 
+def weight_bits(
+    shape: tuple[int, int],
+    bits: int,
+    granularity: Granularity = "channel",
+    *,
+    symmetric: bool = True,
+    scale_bits: int = 16,
+) -> int:
+    """Bits to store a ``shape`` (out, in) matrix: ``bits`` per code plus
+    ``scale_bits`` per scale (fp16 by default) and, if asymmetric, ``bits``
+    per zero point, one of each per tensor, row or group.
+
+    Example:
+        >>> weight_bits((300, 784), 4, 32)  # 25 groups per row (the last of 16)
+        1060800
+    """
+    out, n_in = (_integer(v, "shape", 1, 2**62) for v in shape)
+    b = _integer(bits, "bits", 1, 32)
+    per_param = _integer(scale_bits, "scale_bits", 0, 64) + (0 if symmetric else b)
+    return (
+        b * out * n_in + _n_params((out, n_in), _granularity(granularity)) * per_param
+    )
+
+
 def bits_per_weight(
     shape: tuple[int, int],
     bits: int,
@@ -154,9 +179,8 @@ def bits_per_weight(
     symmetric: bool = True,
     scale_bits: int = 16,
 ) -> float:
-    """Storage per weight of a ``shape`` (out, in) matrix: the ``bits`` of
-    its code plus its share of the scales (``scale_bits`` each, fp16 by
-    default) and, if asymmetric, of the ``bits``-bit zero points.
+    """:func:`weight_bits` per weight: the code's ``bits`` plus its share of
+    the scales and zero points.
 
     Example:
         >>> bits_per_weight((300, 768), 4, 32)  # 4 + 16/32
@@ -164,12 +188,10 @@ def bits_per_weight(
         >>> bits_per_weight((300, 768), 4, 32, symmetric=False)  # 4 + 20/32
         4.625
     """
-    out, n_in = (_integer(v, "shape", 1, 2**62) for v in shape)
-    b = _integer(bits, "bits", 1, 32)
-    per_param = _integer(scale_bits, "scale_bits", 0, 64) + (0 if symmetric else b)
-    return b + _n_params((out, n_in), _granularity(granularity)) * per_param / (
-        out * n_in
+    total = weight_bits(
+        shape, bits, granularity, symmetric=symmetric, scale_bits=scale_bits
     )
+    return total / (shape[0] * shape[1])
 
 
 def quantize_model(
@@ -222,17 +244,16 @@ def model_bytes(
     """
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a qlib.nn.MLP; got {type(model).__name__}")
-    total = 0.0
+    total = 0
     for d in model.dense:
-        w = d.W.size * (
-            32
-            if bits is None
-            else bits_per_weight(
-                d.W.shape, bits, granularity, symmetric=symmetric, scale_bits=scale_bits
+        if bits is None:
+            total += 32 * d.W.size + 32 * d.b.size
+        else:
+            options = {"symmetric": symmetric, "scale_bits": scale_bits}
+            total += (
+                weight_bits(d.W.shape, bits, granularity, **options) + 32 * d.b.size
             )
-        )
-        total += (w + 32 * d.b.size) / 8
-    return total
+    return total / 8
 
 
 # ---------------------------------------------------------------- activations
