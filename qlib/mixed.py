@@ -114,16 +114,18 @@ class LayerQuantizer:
             layers.append(layer)
         return MLP(layers, self.float_model.recipe)
 
+    def layer_bytes(self, layer: int, bits: int | None) -> float:
+        """Bytes of layer ``layer`` at ``bits``: its weights (codes, fp16
+        scales, zero points; float32 if ``None``) and its float32 biases."""
+        d = self.dense[layer]
+        w = 32 * d.W.size if bits is None else ptq.weight_bits(
+            d.W.shape, bits, self.granularity, symmetric=self.symmetric
+        )  # fmt: skip
+        return (w + 32 * d.b.size) / 8
+
     def nbytes(self, bits: Sequence[int | None]) -> float:
-        """Bytes of the weights (codes, fp16 scales, zero points; float32 for
-        a float layer) and float32 biases."""
-        total = 0
-        for d, b in zip(self.dense, self._allocation(bits), strict=True):
-            w = 32 * d.W.size if b is None else ptq.weight_bits(
-                d.W.shape, b, self.granularity, symmetric=self.symmetric
-            )  # fmt: skip
-            total += w + 32 * d.b.size
-        return total / 8
+        """Bytes of the whole model at the allocation ``bits``."""
+        return sum(self.layer_bytes(i, b) for i, b in enumerate(self._allocation(bits)))
 
 
 def divergence(reference: MLP, model: MLP, x: ArrayLike) -> float:

@@ -186,6 +186,7 @@ FIGURE_EXPLORERS = {
     },
     "KMeansExplorer": {"bits": [1, 8, 3], "layer": ["fc3", "fc2", "fc1"]},
     "ClippingExplorer": {"bits": [2, 8, 3], "clip": [0.2, 6.0, 3.5]},
+    "BitAllocationExplorer": {"fc1": [2, 8, 3], "fc2": [8, 2], "fc3": [2, 5]},
     "LinearQuantExplorer": {
         "r_min": [-2.5, 0.0, -0.35],
         "r_max": [0.1, 2.5, 1.2],
@@ -577,3 +578,38 @@ def test_clipping_explorer_rejects_bad_arguments():
         widgets.ClippingExplorer(bits=1)
     with pytest.raises(ValueError, match="clip must be in"):
         widgets.ClippingExplorer(clip=100.0)
+
+
+# ------------------------------------------------------------------ chapter 09
+
+
+def test_bit_allocation_explorer_is_the_mixed_network():
+    from qlib import data, mixed, nn, ptq
+
+    ex = widgets.BitAllocationExplorer(bits=(3, 2, 8), marks={"greedy": (3, 2, 8)})
+    model = nn.load_lenet()
+    images, labels = data.load_mnist("test")
+    quantized = mixed.quantize_mixed(model, (3, 2, 8))
+    assert ex.error == nn.error_rate(quantized, nn.preprocess(images), labels)
+    assert ex.marks["greedy"][1] == ex.error
+    # sizes from ptq's exact bit counts: codes, fp16 scales and b-bit zero
+    # points per row, float32 biases
+    bits = sum(
+        ptq.weight_bits(d.W.shape, b, "channel", symmetric=False) + 32 * d.b.size
+        for d, b in zip(model.dense, (3, 2, 8), strict=True)
+    )
+    assert ex.kilobytes == pytest.approx(bits / 8000, rel=1e-12)
+    assert [round(b.get_height(), 6) for b in ex.bars] == [
+        round(ex.tables["lq"].layer_bytes(i, b) / 1e3, 6)
+        for i, b in enumerate((3, 2, 8))
+    ]
+    ex.controls["fc1"].value = 8
+    assert "fc1 8, fc2 2, fc3 8 bits" in ex.ax.get_title()
+    assert f"test error {ex.error:.2%}" in ex.ax.get_title()
+
+
+def test_bit_allocation_explorer_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="bits must be three widths from 2 to 8"):
+        widgets.BitAllocationExplorer(bits=(1, 4, 4))
+    with pytest.raises(ValueError, match=r"marks\['x'\] must be three widths"):
+        widgets.BitAllocationExplorer(marks={"x": (4, 4)})

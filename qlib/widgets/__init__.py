@@ -15,6 +15,7 @@ of shared machinery:
 * :mod:`qlib.widgets.kmeans` -- :class:`KMeansExplorer` (06)
 * :mod:`qlib.widgets.linear` -- :class:`LinearQuantExplorer` (07)
 * :mod:`qlib.widgets.ptq` -- :class:`ClippingExplorer` (08)
+* :mod:`qlib.widgets.qat` -- :class:`BitAllocationExplorer` (09)
 
 Notebooks write ``from qlib import widgets`` and ``widgets.SamplingExplorer()``.
 """
@@ -26,9 +27,11 @@ from .integers import BitFlipper, LevelsDemo, NumberWheel
 from .kmeans import KMeansExplorer
 from .linear import LinearQuantExplorer
 from .ptq import ClippingExplorer
+from .qat import BitAllocationExplorer
 from .signals import CompandingExplorer, ImageBitDepth, SamplingExplorer
 
 __all__ = [
+    "BitAllocationExplorer",
     "BitFlipper",
     "ClippingExplorer",
     "CompandingExplorer",
