@@ -18,6 +18,16 @@ per idea, by chapter:
 * 07 :mod:`qlib.linear` -- r = S(q - Z) as ONNX; :mod:`qlib.intinfer` --
   integer-only inference (requantization, quantized linear and conv layers);
   :mod:`qlib.quantnet` -- a whole network in integers
+* 08 :mod:`qlib.ptq` -- post-training quantization of a whole network
+  (granularity, sizes, fake-quantized activations); :mod:`qlib.calibrate` --
+  activation calibrators (min-max, EMA, percentile, MSE, KL);
+  :mod:`qlib.adaround` -- learned rounding
+* 09 :mod:`qlib.qat` -- quantizers to train through (straight-through
+  estimator, LSQ, binary and ternary); :mod:`qlib.qatnet` --
+  quantization-aware training of a whole network; :mod:`qlib.binary` --
+  BWN, TWN and XNOR-popcount; :mod:`qlib.mixed` -- per-layer bit widths
+  under a size budget; :mod:`qlib.compare` -- every method of 06-09 on
+  LeNet-300-100 in one table
 * all :mod:`qlib.feedback` -- :func:`check`, :class:`Question`, :class:`Case`
   for exercises; :mod:`qlib.plot` -- the course's figure style
 
@@ -33,7 +43,7 @@ Around the subject:
 
 * :mod:`qlib.widgets` -- the interactive explorers, one module per chapter
   (``qlib.widgets.signals``, ``.integers``, ``.fixedpoint``, ``.floats``,
-  ``.kmeans``, ``.linear``) on one base
+  ``.kmeans``, ``.linear``, ``.ptq``, ``.qat``) on one base
 * :mod:`qlib.course` -- the course machinery: notebook storage, exercise
   generation, the grader and its Gradescope autograder
 
