@@ -43,7 +43,7 @@ from ._float_codec import (
     _encode,
     _encode_e8m0,
     _encode_float32,
-    _fits_float32,
+    _float32_path,
     _keep_payload,
 )
 
@@ -252,11 +252,8 @@ class FloatFormat:
                 f"x must be real numbers; got an array of dtype {given.dtype}"
             )
         shape = given.shape
-        if given.dtype == np.float32 and rounding == "nearest" and _fits_float32(self):
-            flat = np.ascontiguousarray(given).reshape(-1)
-            if saturate:
-                flat = np.clip(flat, np.float32(-self.max), np.float32(self.max))
-            out = _encode_float32(self, flat).reshape(shape)
+        if given.dtype == np.float32 and rounding == "nearest" and _float32_path(self):
+            out = _encode_float32(self, given.reshape(-1), saturate).reshape(shape)
             return out[()] if len(shape) == 0 else out
         with np.errstate(invalid="ignore"):  # signalling NaNs are fine here
             x = given.astype(np.float64).reshape(-1)
