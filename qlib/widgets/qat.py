@@ -142,7 +142,7 @@ class BitAllocationExplorer(Explorer):
         top = tab["lq"].nbytes((8, 8, 8)) / 1e3
         axb.set(
             xticks=range(3), xticklabels=LAYERS, ylim=(0, top * 1.15),
-            ylabel="bytes of the layer (kB)",
+            ylabel="size of the layer (kB)",
         )  # fmt: skip
 
     def _redraw(self) -> None:
