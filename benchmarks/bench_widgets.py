@@ -3,15 +3,16 @@
     python benchmarks/bench_widgets.py [--repeat 15]
 
 For each explorer and each of its controls, the control is moved back and
-forth; the time from setting ``control.value`` until the view holds the new
-picture is measured (the explorer's own update, the Agg drawing, and the PNG
-encoding that goes to the browser).  Explorers keep the unchanging part of
-their figure as a picture (``qlib.plot.Layers``); the column "whole" times a
-full Agg drawing of the figure for comparison (what every event would cost
-without it), and "kept" counts the events that reused the kept picture.
-Prints medians in ms against the 50 ms target.  KMeansExplorer reads MNIST
-from ``QLIB_DATA`` (as the tests do) and quantizes the network once, before
-its first event.
+forth (a pair of buttons, such as BitFlipper's or FloatExplorer's ``steps``,
+is clicked in turn); the time from setting ``control.value`` until the view
+holds the new picture is measured (the explorer's own update, the Agg
+drawing, and the PNG encoding that goes to the browser). Explorers keep the
+unchanging part of their figure as a picture (``qlib.plot.Layers``, or one
+per word size for NumberWheel); the column "whole" times a full Agg drawing
+of the figure for comparison (what every event would cost without it), and
+"kept" counts the events that reused the kept picture. Prints medians in ms
+against the 50 ms target. KMeansExplorer reads MNIST from ``QLIB_DATA`` (as
+the tests do) and quantizes the network once, before its first event.
 """
 
 from __future__ import annotations
@@ -33,13 +34,24 @@ from qlib import widgets
 CASES = [
     (widgets.LevelsDemo, "bits", (3, 4)),
     (widgets.NumberWheel, "b", (4, 5)),
+    (widgets.NumberWheel, "a", (4, 5)),
     (widgets.NumberWheel, "bits", (4, 5)),
+    (widgets.NumberWheel, "bits", (2, 5)),
     (widgets.BitFlipper, "bit0", (True, False)),
+    (widgets.BitFlipper, "steps", ("-1", "+1")),
     (widgets.SamplingExplorer, "bits", (3, 4)),
     (widgets.SamplingExplorer, "rate", (40, 45)),
+    (widgets.SamplingExplorer, "rate", (10, 40)),
+    (widgets.SamplingExplorer, "freq", (2.0, 7.0)),
+    (widgets.SamplingExplorer, "amplitude", (0.9, 0.5)),
     (widgets.ImageBitDepth, "bits", (3, 4)),
+    (widgets.ImageBitDepth, "method", ("round", "diffusion")),
+    (widgets.ImageBitDepth, "method", ("round", "dither")),
+    (widgets.ImageBitDepth, "zoom", ("face", "uniform")),
     (widgets.CompandingExplorer, "level_db", (-40.0, -39.0)),
+    (widgets.CompandingExplorer, "level_db", (-70.0, 0.0)),
     (widgets.CompandingExplorer, "bits", (8, 9)),
+    (widgets.CompandingExplorer, "signal", ("sine", "speech")),
     (widgets.QFormatExplorer, "int_bits", (1, 2)),
     (widgets.QFormatExplorer, "frac_bits", (3, 4)),
     (widgets.QFormatExplorer, "signed", (True, False)),
@@ -63,6 +75,14 @@ CASES = [
 ]
 
 
+def _redraws(ex) -> int:
+    """How many times the explorer drew a kept picture, over all it keeps
+    (NumberWheel keeps one per word size, in ``kept_pictures``)."""
+    pictures = [getattr(ex, "layers", None), *getattr(ex, "kept_pictures", {}).values()]
+    unique = {id(p): p for p in pictures if p is not None}
+    return sum(p.redraws for p in unique.values())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
@@ -72,16 +92,19 @@ def main() -> int:
     worst = 0.0
     for cls, name, (a, b) in CASES:
         ex = cls()
-        control = ex.controls[name]
+        control = ex.controls.get(name)
         events, wholes, kept = [], [], 0
         for i in range(args.repeat):
             layers = getattr(ex, "layers", None)
-            redraws = layers.redraws if layers else 0
+            redraws = _redraws(ex)
             start = time.perf_counter()
-            control.value = b if i % 2 == 0 else a
+            if control is None:  # buttons: click b, then a, ...
+                getattr(ex, name)[b if i % 2 == 0 else a].click()
+            else:
+                control.value = b if i % 2 == 0 else a
             events.append(time.perf_counter() - start)
             if layers:
-                kept += layers.redraws == redraws
+                kept += _redraws(ex) == redraws
         if hasattr(ex, "fig"):
             for artist in ex.layers.moving:  # the whole figure, as without Layers
                 artist.set_animated(False)

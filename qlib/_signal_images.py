@@ -1,4 +1,5 @@
-"""Images for chapter 01: a photograph, its bit depth, its colours, a palette.
+"""Images for chapter 01: a photograph, its bit depth, error diffusion, its
+colours, a palette.
 
 Kept out of ``qlib/signals.py`` so that the chapter module reads in one
 sitting; learners import these from :mod:`qlib.signals`, which re-exports
@@ -13,7 +14,13 @@ from numpy.typing import ArrayLike, NDArray
 from ._signal_checks import _as_signal, _check_bits
 from .kmeans import kmeans
 
-__all__ = ["count_colours", "kmeans_palette", "load_sample_image", "quantize_image"]
+__all__ = [
+    "count_colours",
+    "error_diffusion",
+    "kmeans_palette",
+    "load_sample_image",
+    "quantize_image",
+]
 
 
 def load_sample_image() -> NDArray[np.float64]:
@@ -45,8 +52,66 @@ def quantize_image(img: ArrayLike, bits: int) -> NDArray[np.float64]:
     """
     bits = _check_bits(bits)
     img = np.clip(_as_signal(img, "img"), 0.0, 1.0)
-    levels = 2**bits - 1
-    return np.floor(img * levels + 0.5) / levels
+    return _round_to_levels(img, 2**bits - 1)
+
+
+def _round_to_levels(v: np.ndarray, levels) -> np.ndarray:
+    """``v`` rounded to the nearest of ``k / levels``, ``k = 0 .. levels``."""
+    return np.clip(np.floor(v * levels + 0.5), 0, levels) / levels
+
+
+def error_diffusion(img: ArrayLike, bits: int) -> NDArray[np.float64]:
+    """Floyd-Steinberg error diffusion of an image in [0, 1] to ``2**bits`` levels.
+
+    The pixels are visited row by row, left to right.  Each is rounded to
+    the nearest level of :func:`quantize_image`, and its error (value before
+    rounding minus level) is passed on to the neighbours not yet visited:
+    7/16 to the right, 3/16 below left, 5/16 below, 1/16 below right; the
+    shares that would leave the image are dropped.  Locally the levels then
+    average to the original, and the error moves to high spatial
+    frequencies, where the eye averages it away (Floyd and Steinberg, 1976).
+
+    ``img`` has shape ``(height, width, ...)``; every trailing axis (the
+    colour channels) is diffused on its own.  A pixel waits only for its
+    left neighbour and the three above it, so all the pixels on a line
+    ``2 * row + column = t`` can be done at once: ``width + 2 * (height - 1)``
+    vectorized steps instead of one per pixel, with the same arithmetic in
+    the same order as the pixel-by-pixel loop.
+
+    Example:
+        >>> error_diffusion(np.full((2, 4), 0.5), 1)  # mid-grey: a checkerboard
+        array([[1., 0., 1., 0.],
+               [0., 1., 0., 1.]])
+
+    Taught in ``notebooks/01_signal_quantization.ipynb``.
+    """
+    img = np.clip(_as_signal(img, "img"), 0.0, 1.0)
+    if img.ndim < 2:
+        raise ValueError(f"img must have shape (height, width, ...); got {img.shape}")
+    levels = 2 ** _check_bits(bits) - 1
+    (h, w), rest = img.shape[:2], img.shape[2:]
+    # skewed[t, i] holds pixel (i, t - 2 i), plus three steps of room at the end
+    rows = np.arange(h)[:, None]
+    t_of = 2 * rows + np.arange(w)[None, :]
+    steps = w + 2 * (h - 1)
+    skewed = np.zeros((steps + 3, h, *rest))
+    skewed[t_of, rows] = img
+    # the shares for the row below, at steps t + 1, t + 2, t + 3
+    below_weights = np.array([3, 5, 1]).reshape(3, 1, *[1] * len(rest)) / 16
+    for t in range(steps):
+        first, last = max(0, (t - w + 2) // 2), min(h - 1, t // 2)  # rows on line t
+        v = skewed[t, first : last + 1]
+        q = _round_to_levels(v, levels)
+        e = v - q
+        skewed[t, first : last + 1] = q
+        # added in the order of the pixel-by-pixel loop: a pixel receives the
+        # shares of the row above (1/16, 5/16, 3/16) before its left 7/16
+        n_below = min(last, h - 2) - first + 1  # rows on line t with a row below
+        skewed[t + 1 : t + 4, first + 1 : first + 1 + n_below] += (
+            below_weights * e[:n_below]
+        )
+        skewed[t + 1, first : last + 1] += e * (7 / 16)
+    return skewed[t_of, rows]
 
 
 def count_colours(img: ArrayLike) -> int:

@@ -10,7 +10,7 @@ and ``2**bits`` levels ``x_q = k * delta`` (mid-tread) or ``(k + 1/2) * delta``
 end levels are clipped to them.
 
 The image functions (:func:`load_sample_image`, :func:`quantize_image`,
-:func:`count_colours`, :func:`kmeans_palette`) live in
+:func:`error_diffusion`, :func:`count_colours`, :func:`kmeans_palette`) live in
 ``qlib/_signal_images.py`` and are re-exported here; the argument checks the
 two modules share are in ``qlib/_signal_checks.py``.
 
@@ -20,6 +20,7 @@ Taught in ``notebooks/01_signal_quantization.ipynb``.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -28,6 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 from ._signal_checks import _as_signal, _check_bits, _check_positive
 from ._signal_images import (
     count_colours,
+    error_diffusion,
     kmeans_palette,
     load_sample_image,
     quantize_image,
@@ -39,10 +41,12 @@ __all__ = [
     "MU_LAW",
     "a_law_compress",
     "a_law_expand",
+    "alias_frequency",
     "chirp",
     "chord",
     "count_colours",
     "dither",
+    "error_diffusion",
     "kmeans_palette",
     "load_sample_image",
     "mu_law_compress",
@@ -55,7 +59,9 @@ __all__ = [
     "quantize_image",
     "quantize_uniform",
     "sine",
+    "speech_like",
     "sqnr_db",
+    "sqnr_vs_level",
     "step",
     "time_axis",
 ]
@@ -90,6 +96,27 @@ def sine(t: ArrayLike, freq: float, amplitude: float = 1.0, phase: float = 0.0):
         array([0., 1.])
     """
     return amplitude * np.sin(2 * np.pi * freq * np.asarray(t, float) + phase)
+
+
+def alias_frequency(freq: ArrayLike, rate: float) -> NDArray[np.float64]:
+    """The frequency at which a sine of ``freq`` Hz shows up once sampled at
+    ``rate`` Hz: ``|freq - k rate|`` for the nearest multiple ``k rate``, a
+    frequency in ``[0, rate/2]``.
+
+    Samples cannot tell a sine at ``f`` from one at ``f - k rate`` (the
+    sines agree at every ``n / rate``), nor from one at ``k rate - f`` (the
+    same samples with the opposite sign): every frequency folds into the band
+    up to the Nyquist frequency ``rate/2``.
+
+    Example:
+        >>> float(alias_frequency(7.0, 10.0)), float(alias_frequency(2.0, 40.0))
+        (3.0, 2.0)
+
+    Taught in ``notebooks/01_signal_quantization.ipynb``.
+    """
+    rate = _check_positive(rate, "rate")
+    folded = np.mod(_as_signal(freq, "freq"), rate)
+    return np.minimum(folded, rate - folded)
 
 
 def chord(t: ArrayLike, freqs: ArrayLike, amplitude: float = 1.0):
@@ -143,6 +170,43 @@ def music_like(rate: float = 8000, duration: float = 2.0, seed: int = 0):
         tone = sum(np.sin(2 * np.pi * h * f * tau) / h for h in (1, 2, 3, 4))
         x += envelope * tone
     return x / np.abs(x).max()
+
+
+def speech_like(
+    rate: float = 8000, duration: float = 1.0, *, frame: float = 0.02, seed: int = 0
+) -> NDArray[np.float64]:
+    """A speech-like test signal: Laplacian samples in frames of varying loudness.
+
+    The amplitudes of speech are close to a Laplace distribution, peaky with
+    long tails, unlike a sine's.  Each ``frame`` (20 ms, about a phoneme) is
+    Gaussian noise, low-passed so that most of its power lies below 1 kHz as
+    in speech, scaled by ``sqrt(V)`` with ``V`` the frame's power drawn from
+    an exponential distribution: a Gaussian whose variance is exponential is
+    Laplacian, so the samples are.  The frame powers are the exponential's
+    quantiles in a random order, so that even a short signal has the whole
+    distribution.  The result has rms ``1/sqrt(2)``, the rms of a full-scale
+    sine: its level is 0 dBFS, and ``10**(L/20) * speech_like()`` has level
+    ``L`` dBFS.  Deterministic for a given ``seed``; nothing downloaded.
+
+    Example:
+        >>> x = speech_like(8000, 1.0)
+        >>> x.shape, round(float(np.sqrt(np.mean(x**2))), 6)
+        ((8000,), 0.707107)
+
+    Taught in ``notebooks/01_signal_quantization.ipynb``.
+    """
+    t = time_axis(rate, duration)
+    per_frame = max(1, round(_check_positive(frame, "frame") * rate))
+    rng = np.random.default_rng(seed)
+    # Gaussian noise with the spectrum 1 / (1 + (f / 500 Hz)**2), unit variance
+    spectrum = np.fft.rfft(rng.standard_normal(t.size))
+    spectrum /= np.sqrt(1 + (np.fft.rfftfreq(t.size, 1 / rate) / 500.0) ** 2)
+    z = np.fft.irfft(spectrum, t.size)
+    z /= z.std()
+    n_frames = -(-t.size // per_frame)
+    power = -np.log1p(-(rng.permutation(n_frames) + 0.5) / n_frames)  # Exp(1)
+    x = z * np.sqrt(np.repeat(power, per_frame)[: t.size])
+    return x / np.sqrt(2 * np.mean(x**2))
 
 
 # ---------------------------------------------------------------- quantizer
@@ -206,6 +270,43 @@ def sqnr_db(x: ArrayLike, x_q: ArrayLike) -> float:
     if noise == 0:
         return float("inf")
     return float(10 * np.log10(np.sum(x**2) / noise))
+
+
+def sqnr_vs_level(
+    x: ArrayLike, levels_db: ArrayLike, quantizer: Callable[[np.ndarray], ArrayLike]
+) -> NDArray[np.float64]:
+    """SQNR in dB of ``quantizer(g x)`` at each level ``L``, with ``g = 10**(L/20)``.
+
+    ``x`` is the signal at 0 dB: a full-scale sine (amplitude 1, so ``L`` is
+    in dBFS), or :func:`speech_like`, which has the same rms.  The quantizer
+    is called once, on the array of shape ``(len(levels_db), len(x))`` that
+    holds every scaled copy, and the SQNR of each row is
+    ``10 log10(sum x^2 / sum (x_q - x)^2)`` as in :func:`sqnr_db`.
+
+    Example:
+        >>> x = sine(time_axis(8000, 0.5), 50 * np.sqrt(2))
+        >>> sqnr_vs_level(x, [-20.0, 0.0], lambda v: quantize_uniform(v, 8)).round(1)
+        array([30.2, 49.8])
+
+    Taught in ``notebooks/01_signal_quantization.ipynb``.
+    """
+    x = _as_signal(x)
+    levels_db = _as_signal(levels_db, "levels_db")
+    if x.ndim != 1 or levels_db.ndim != 1:
+        raise ValueError(
+            "x and levels_db must be one-dimensional; "
+            f"got shapes {x.shape} and {levels_db.shape}"
+        )
+    scaled = 10 ** (levels_db[:, None] / 20) * x[None, :]
+    x_q = _as_signal(quantizer(scaled), "quantizer(x)")
+    if x_q.shape != scaled.shape:
+        raise ValueError(
+            f"quantizer must keep the shape {scaled.shape}; got {x_q.shape}"
+        )
+    noise = np.sum((x_q - scaled) ** 2, axis=1)
+    power = np.sum(scaled**2, axis=1)
+    with np.errstate(divide="ignore"):
+        return np.where(noise == 0, np.inf, 10 * np.log10(power / noise))
 
 
 # ------------------------------------------------------- dither and shaping

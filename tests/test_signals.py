@@ -279,3 +279,135 @@ def test_power_spectrum_obeys_parseval_and_finds_a_sine():
     assert abs(p[1:-1].mean() * 256 / 2 - 1) < 0.02
     with pytest.raises(ValueError, match="segment must be an integer"):
         S.power_spectrum(x, 1.0, segment=1)
+
+
+# ------------------------------------------------ aliasing, speech, sweeps
+
+
+def test_alias_frequency_is_the_nearest_image_folded_into_the_band():
+    rng = np.random.default_rng(5)
+    freqs = np.concatenate([rng.uniform(-300, 300, 500), [0.0, 5.0, 10.0, 15.0]])
+    for rate in (10.0, 37.5, 48.0):
+        got = S.alias_frequency(freqs, rate)
+        # |f - k rate| over every multiple near f: the smallest is the alias
+        k = np.arange(-40, 41)
+        brute = np.abs(freqs[:, None] - k[None, :] * rate).min(axis=1)
+        assert np.allclose(got, brute, atol=1e-9)
+        assert np.all((got >= 0) & (got <= rate / 2))
+    assert S.alias_frequency(7.0, 10.0) == 3.0 and S.alias_frequency(13.0, 10.0) == 3.0
+    assert S.alias_frequency(5.0, 10.0) == 5.0  # the Nyquist frequency itself
+    with pytest.raises(ValueError, match="rate must be a positive"):
+        S.alias_frequency(1.0, 0.0)
+
+
+@pytest.mark.parametrize(("freq", "rate"), [(7, 10), (13, 10), (90, 64), (3, 40)])
+def test_sampled_sine_is_the_alias_sine_and_its_spectrum_peaks_there(freq, rate):
+    t = S.time_axis(rate, 4.0)  # 4 s: bins of 1/4 Hz, integer frequencies on bins
+    x = S.sine(t, freq)
+    alias = float(S.alias_frequency(freq, rate))
+    # the same samples as a sine at the alias, up to the sign
+    at_alias = S.sine(t, alias)
+    assert np.allclose(x, at_alias, atol=1e-9) or np.allclose(x, -at_alias, atol=1e-9)
+    f, p = S.power_spectrum(x, rate)
+    assert f[np.argmax(p)] == alias
+
+
+def test_speech_like_is_laplacian_at_the_rms_of_a_full_scale_sine():
+    x = S.speech_like()
+    assert x.shape == (8000,) and np.sqrt(np.mean(x**2)) == pytest.approx(2**-0.5)
+    assert np.array_equal(x, S.speech_like(seed=0))
+    assert not np.array_equal(x, S.speech_like(seed=1))
+    # Kolmogorov-Smirnov distance to Laplace(0, b) with 2 b**2 = 1/2 against
+    # the Gaussian of the same variance: close to the first, far from the second
+    s = np.sort(x)
+    empirical = (np.arange(s.size) + 0.5) / s.size
+    laplace = np.where(s < 0, 0.5 * np.exp(2 * s), 1 - 0.5 * np.exp(-2 * s))
+    gauss = np.array([0.5 * (1 + math.erf(v)) for v in s.tolist()])  # sigma^2 = 1/2
+    assert np.abs(empirical - laplace).max() < 0.02
+    assert np.abs(empirical - gauss).max() > 0.05
+    kurtosis = np.mean(x**4) / np.mean(x**2) ** 2  # Laplace 6, Gaussian 3
+    assert 5 < kurtosis < 7
+    f, p = S.power_spectrum(x, 8000)
+    assert p[f < 1000].sum() > 0.7 * p.sum()  # most power below 1 kHz
+    # loudness varies from frame to frame (20 ms = 160 samples)
+    frame_rms = np.sqrt(np.mean(x.reshape(50, 160) ** 2, axis=1))
+    assert frame_rms.max() > 5 * frame_rms.min()
+
+
+def test_sqnr_vs_level_is_sqnr_db_at_each_gain():
+    x = S.sine(S.time_axis(8000, 0.25), 50 * math.sqrt(2))
+    levels = np.array([-60.0, -31.5, -6.0, 0.0])
+    for quantizer in (
+        lambda v: S.quantize_uniform(v, 8),
+        lambda v: S.quantize_companded(v, 6, law="a"),
+    ):
+        got = S.sqnr_vs_level(x, levels, quantizer)
+        for level, sqnr in zip(levels, got, strict=True):
+            g = 10 ** (level / 20)
+            assert sqnr == pytest.approx(S.sqnr_db(g * x, quantizer(g * x)), abs=1e-9)
+    assert S.sqnr_vs_level([0.5, -0.25], [0.0], lambda v: v).tolist() == [np.inf]
+    with pytest.raises(ValueError, match="quantizer must keep the shape"):
+        S.sqnr_vs_level(x, levels, lambda v: v[0])
+    with pytest.raises(ValueError, match="one-dimensional"):
+        S.sqnr_vs_level(x, [[0.0]], lambda v: v)
+
+
+# ----------------------------------------------------------- error diffusion
+
+
+def floyd_steinberg_loop(img: np.ndarray, bits: int) -> np.ndarray:
+    """Floyd-Steinberg as published: pixel by pixel, in plain Python floats."""
+    levels = 2**bits - 1
+    h, w = img.shape[:2]
+    flat = np.clip(img, 0, 1).reshape(h, w, -1)
+    out = np.empty_like(flat)
+    for c in range(flat.shape[2]):
+        v = [[float(flat[i, j, c]) for j in range(w)] for i in range(h)]
+        for i in range(h):
+            for j in range(w):
+                old = v[i][j]
+                new = min(max(math.floor(old * levels + 0.5), 0), levels) / levels
+                out[i, j, c] = new
+                err = old - new
+                if j + 1 < w:
+                    v[i][j + 1] += err * (7 / 16)
+                if i + 1 < h:
+                    if j > 0:
+                        v[i + 1][j - 1] += err * (3 / 16)
+                    v[i + 1][j] += err * (5 / 16)
+                    if j + 1 < w:
+                        v[i + 1][j + 1] += err * (1 / 16)
+    return out.reshape(img.shape)
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 1), (1, 9), (9, 1), (2, 2), (7, 13), (13, 7), (12, 10, 3)]
+)
+@pytest.mark.parametrize("bits", [1, 2, 3, 8])
+def test_error_diffusion_equals_the_pixel_by_pixel_loop(shape, bits):
+    rng = np.random.default_rng(bits)
+    img = rng.uniform(-0.1, 1.1, shape)  # out of range too: clipped first
+    assert np.array_equal(S.error_diffusion(img, bits), floyd_steinberg_loop(img, bits))
+
+
+def test_error_diffusion_on_the_photograph_equals_the_loop():
+    img = S.load_sample_image()[200:232, 140:180]  # the dark uniform and more
+    assert np.array_equal(S.error_diffusion(img, 2), floyd_steinberg_loop(img, 2))
+
+
+def test_error_diffusion_keeps_the_local_mean():
+    # a grey at 0.3 with one bit: 30 % of the pixels lit, in every 8 x 8 block
+    out = S.error_diffusion(np.full((64, 64), 0.3), 1)
+    assert set(np.unique(out).tolist()) == {0.0, 1.0}
+    blocks = out.reshape(8, 8, 8, 8).mean(axis=(1, 3))
+    assert np.abs(blocks - 0.3).max() < 0.06
+    assert np.array_equal(S.quantize_image(np.full((4, 4), 0.3), 1), np.zeros((4, 4)))
+
+
+def test_error_diffusion_bad_input():
+    with pytest.raises(ValueError, match="img must have shape"):
+        S.error_diffusion([0.1, 0.2], 2)
+    with pytest.raises(ValueError, match=r"bits must be in \[1, 32\]"):
+        S.error_diffusion(np.zeros((2, 2)), 0)
+    with pytest.raises(ValueError, match="img must not contain NaN"):
+        S.error_diffusion(np.full((2, 2), np.nan), 2)

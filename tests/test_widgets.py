@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 
 import matplotlib
 
@@ -46,7 +47,7 @@ def test_bit_flipper_every_scheme_at_once():
         "offset_binary": 0,
     }
     assert flipper.controls["bit7"].description == "1"
-    assert "10000000" in flipper.view.value and "-128" in flipper.view.value
+    assert "10000000" in flipper.view.value and "−128" in flipper.view.value
 
 
 def test_bit_flipper_set_code_matches_decode():
@@ -90,6 +91,144 @@ def test_static_copy_travels_with_the_widget():
     assert flipper._repr_mimebundle_()["text/html"] == flipper.view.value
 
 
+def test_bit_flipper_steps_are_the_unsigned_counter():
+    """+1 and -1 count modulo 2**bits, against Python integers; every scheme
+    reads the new code as decode does."""
+    flipper = widgets.BitFlipper(bits=8, code=250)
+    code = 250
+    for step in [+1] * 10 + [-1] * 20 + [+1] * 3:
+        flipper.steps[f"{step:+d}"].click()
+        wrapped = not 0 <= code + step < 256
+        code = (code + step) % 256
+        assert flipper.code == code
+        assert flipper.values == {
+            s: int(integers.decode(code, 8, s)) for s in integers.SCHEMES
+        }
+        assert ("wrapped around" in flipper.view.value) == wrapped
+        assert f"<code>{code:08b}</code>" in flipper.view.value
+    flipper.set_code(0xFF)
+    flipper.steps["+1"].click()
+    assert flipper.code == 0 and "0xFF → 0x00" in flipper.note
+    flipper.controls["bit0"].value = True  # a bit toggled by hand: no note
+    assert flipper.code == 1 and flipper.note == ""
+
+
+@pytest.mark.parametrize("bits", [1, 2, 5, 8])
+def test_bit_flipper_weights_add_up_to_every_value(bits):
+    flipper = widgets.BitFlipper(bits=bits)
+    top = 2 ** (bits - 1)
+    powers = [2**i for i in range(bits - 1, -1, -1)]
+    assert flipper.weights["unsigned"] == powers
+    assert flipper.weights["twos_complement"] == [-top, *powers[1:]]
+    assert flipper.weights["ones_complement"] == [-(top - 1), *powers[1:]]
+    assert flipper.weights["offset_binary"] == powers
+    assert flipper.weights["sign_magnitude"] == ["±", *powers[1:]]
+    assert flipper.bias == dict.fromkeys(integers.SCHEMES, 0) | {"offset_binary": -top}
+    for code in range(2**bits):
+        flipper.set_code(code)
+        on = [code >> i & 1 for i in range(bits - 1, -1, -1)]
+        for scheme in (
+            "unsigned",
+            "twos_complement",
+            "ones_complement",
+            "offset_binary",
+        ):
+            total = sum(
+                w for w, b in zip(flipper.weights[scheme], on, strict=True) if b
+            )
+            assert flipper.values[scheme] == flipper.bias[scheme] + total
+        magnitude = sum(w for w, b in zip(powers[1:], on[1:], strict=True) if b)
+        assert flipper.values["sign_magnitude"] == (-magnitude if on[0] else magnitude)
+
+
+def test_bit_flipper_table_shows_weights_and_sums():
+    flipper = widgets.BitFlipper(bits=8, code=0x81)
+    html = flipper.view.value
+    assert html.count("<table>") == 1
+    for text in ("−128 + 1", "−127 + 1", "128 + 1 − 128", "−(1)", "<b>−127</b>"):
+        assert text in html, text
+
+
+def adder_by_hand(a: int, b: int, bits: int) -> dict:
+    """An n-bit adder's carries and flags from Python's integers: the codes are
+    a and b modulo 2**n; a column's carry in is its bit of sum XOR a XOR b."""
+    ca, cb = a % 2**bits, b % 2**bits
+    total = ca + cb
+    carries = [(total ^ ca ^ cb) >> i & 1 for i in range(bits + 1)]
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    b_wrapped = (b - lo) % 2**bits + lo  # b's low bits read as two's complement
+    return {
+        "carries": carries,
+        "carry_in": carries[bits - 1],
+        "carry_out": int(total >= 2**bits),
+        # V: the signed sum of the two words leaves the range
+        "overflow_flag": int(not lo <= a + b_wrapped <= hi),
+        "code_sum": total % 2**bits,
+    }
+
+
+def test_number_wheel_flags_match_python_integers_everywhere():
+    wheel = widgets.NumberWheel()
+    for bits in wheel.sizes:
+        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        for a in range(lo, hi + 1):
+            for b in range(-(2**bits), 2**bits + 1):
+                wheel._add_codes(a, b, bits)
+                want = adder_by_hand(a, b, bits)
+                got = {k: getattr(wheel, k) for k in want if k != "carries"}
+                assert got == {k: v for k, v in want.items() if k != "carries"}
+                row = wheel.adder.get_text().splitlines()[0].split()[1]
+                assert row == "".join(map(str, reversed(want["carries"])))
+                if lo <= b <= hi:  # b is a word: V is exactly the true overflow
+                    assert wheel.overflow_flag == (not lo <= a + b <= hi)
+
+
+def test_number_wheel_flags_follow_the_sliders():
+    wheel = widgets.NumberWheel(bits=4, a=5, b=4)
+    for bits, a, b in [
+        (4, 5, 4),
+        (4, -1, 1),
+        (4, 7, 1),
+        (4, -8, -1),
+        (3, 3, -8),
+        (5, -16, -16),
+        (2, 1, 3),
+        (5, 15, 16),
+    ]:
+        wheel.controls["bits"].value = bits
+        wheel.controls["a"].value = a
+        wheel.controls["b"].value = b
+        assert (wheel.controls["a"].value, wheel.controls["b"].value) == (a, b)
+        want = adder_by_hand(a, b, bits)
+        assert (wheel.carry_in, wheel.carry_out, wheel.overflow_flag) == (
+            want["carry_in"],
+            want["carry_out"],
+            want["overflow_flag"],
+        )
+        text = wheel.adder.get_text()
+        assert f"C = {want['carry_out']} (carry out)" in text
+        assert f"= {want['overflow_flag']}" in text.splitlines()[7]
+        assert ("wraps to" in text) == (not -(2 ** (bits - 1)) <= b < 2 ** (bits - 1))
+    # -1 + 1 carries out and is right; on 4 bits 7 + 1 carries nothing and overflows
+    wheel.controls["bits"].value = 4
+    wheel.controls["a"].value, wheel.controls["b"].value = -1, 1
+    assert (wheel.carry_out, wheel.overflow_flag) == (1, 0)
+    wheel.controls["a"].value = 7
+    assert (wheel.carry_out, wheel.overflow_flag) == (0, 1)
+
+
+def test_number_wheel_keeps_a_picture_per_word_size():
+    wheel = widgets.NumberWheel(bits=4)
+    assert set(wheel.kept_pictures) == set(wheel.sizes)
+    drawn = {n: layers.redraws for n, layers in wheel.kept_pictures.items()}
+    assert all(count == 1 for count in drawn.values())  # each drawn once, at start
+    for bits in (5, 2, 3, 4, 5):
+        wheel.controls["bits"].value = bits
+        assert wheel.layers is wheel.kept_pictures[bits]
+        assert len(wheel.dots.get_xdata()) == 2**bits
+    assert {n: layers.redraws for n, layers in wheel.kept_pictures.items()} == drawn
+
+
 # ------------------------------------------------------------------ chapter 01
 
 
@@ -124,10 +263,193 @@ def test_companding_explorer_level_and_bits():
     assert ex.sqnr_mu - ex.sqnr_linear >= 10
     ex.controls["level_db"].value = 0
     assert ex.sqnr_linear > ex.sqnr_mu  # near full scale linear wins
-    _, y_lin = ex.curve_lin.get_data()
+    _, y_lin = ex.curve["linear"].get_data()
     ex.controls["bits"].value = 10
-    assert not np.array_equal(ex.curve_lin.get_data()[1], y_lin)
+    assert not np.array_equal(ex.curve["linear"].get_data()[1], y_lin)
     assert np.allclose(ex.mark.get_data()[0], 0)
+
+
+def test_sampling_explorer_aliases_below_the_nyquist_rate():
+    from qlib import signals
+
+    ex = widgets.SamplingExplorer(bits=8, rate=40)
+    for rate, freq in [
+        (10, 7.0),
+        (10, 13.0),
+        (12, 20.0),
+        (40, 2.0),
+        (16, 8.0),
+        (30, 19.5),
+        (2, 0.5),
+        (7, 3.5),
+    ]:
+        ex.controls["rate"].value, ex.controls["freq"].value = rate, freq
+        # |f - k f_s| for the nearest multiple, folded into [0, f_s/2]
+        k = np.arange(0, 20)
+        assert ex.alias == pytest.approx(np.abs(freq - k * rate).min())
+        assert 0 <= ex.alias <= rate / 2
+        # the samples are those of a sine at the alias, up to the sign
+        at_alias = signals.sine(ex.t, ex.alias, ex.amplitude)
+        assert np.allclose(ex.x, at_alias, atol=1e-9) or np.allclose(
+            ex.x, -at_alias, atol=1e-9
+        )
+        assert np.array_equal(ex.f_alias.get_xdata(), [ex.alias])
+        assert ex.nyquist.get_xdata()[0] == rate / 2
+        title = ex.headline.get_text()
+        if freq > rate / 2:
+            assert f"the samples show {ex.alias:g} Hz" in title
+            # the dashed alias passes through every sample
+            t_line, y_line = ex.alias_line.get_data()
+            assert np.allclose(np.interp(ex.t, t_line, y_line), ex.x, atol=2e-3)
+        else:
+            assert len(ex.alias_line.get_xdata()) == 0
+    # the images on the frequency axis: |±f + k f_s| up to its right end
+    ex.controls["rate"].value, ex.controls["freq"].value = 10, 7.0
+    images = ex.images.get_xdata()[::3]
+    assert images.tolist() == [3.0, 13.0, 17.0, 23.0]
+
+
+def test_sampling_explorer_amplitude_and_histogram_follow_the_signal():
+    from qlib import signals
+
+    ex = widgets.SamplingExplorer(bits=3, rate=40)
+    for amplitude in (0.9, 0.3, 1.0):
+        ex.controls["amplitude"].value = amplitude
+        assert np.abs(ex.x).max() <= amplitude and np.isclose(
+            np.abs(ex.busy).max(), amplitude, atol=1e-4
+        )
+        assert np.abs(ex.e).max() <= signals.step(3) / 2
+        stairs = ex.hist.get_data()
+        assert np.isclose(np.sum(stairs.values * np.diff(stairs.edges)), 1.0)
+        busy_e = (signals.quantize_uniform(ex.busy, 3) - ex.busy) / signals.step(3)
+        want, _ = np.histogram(busy_e, bins=20, range=(-0.5, 0.5), density=True)
+        assert np.allclose(stairs.values, want)
+        # the rug marks the error of every sample shown
+        assert np.array_equal(ex.rug.get_xdata(), ex.e / signals.step(3))
+    ex.controls["amplitude"].value = 0.05  # inside one cell at 1 bit: a tall spike
+    ex.controls["bits"].value = 1
+    assert "off the scale" in ex.off_scale.get_text()
+    ex.controls["amplitude"].value = 0.9
+    assert ex.off_scale.get_text() == ""
+
+
+def test_companding_a_law_against_the_g711_formula():
+    ex = widgets.CompandingExplorer(bits=8, level_db=-40)
+    A = 87.6
+
+    def a_law_by_hand(x: float, bits: int) -> float:
+        # G.711's A-law: compress, mid-rise quantizer on [-1, 1], expand
+        ax, norm = min(abs(x), 1.0), 1 + math.log(A)
+        if ax < 1 / A:
+            y = A * ax / norm
+        else:
+            y = (1 + math.log(A * ax)) / norm
+        delta = 2 / 2**bits
+        yq = (min(math.floor(y / delta), 2 ** (bits - 1) - 1) + 0.5) * delta
+        if yq * norm < 1:
+            xq = yq * norm / A
+        else:
+            xq = math.exp(yq * norm - 1) / A
+        return math.copysign(xq, x)
+
+    for signal in ("sine", "speech"):
+        ex.controls["signal"].value = signal
+        for level, bits in [(-40, 8), (-12, 8), (0, 5), (-65, 12)]:
+            ex.controls["level_db"].value, ex.controls["bits"].value = level, bits
+            x = 10 ** (level / 20) * ex.units[signal]
+            xq = np.array([a_law_by_hand(v, bits) for v in x.tolist()])
+            want = 10 * math.log10(np.sum(x**2) / np.sum((xq - x) ** 2))
+            assert ex.sqnr_a == pytest.approx(want, abs=1e-9)
+    # the sine on the logarithmic segment: 3 * 4**n / (1 + ln A)**2 (38.2 dB
+    # at 8 bits), and on the linear segment the step of Delta (1 + ln A) / A
+    ex.controls["signal"].value, ex.controls["bits"].value = "sine", 8
+    _, curve = ex.curve["a"].get_data()
+    plateau = 10 * math.log10(3 * 4**8 / (1 + math.log(A)) ** 2)
+    inner = (ex.levels_db >= -30) & (ex.levels_db <= -4)
+    assert np.abs(curve[inner] - plateau).max() < 1.0
+    from qlib import signals
+
+    x = 10 ** (-50 / 20) * ex.units["sine"]  # peaks below 1/A: linear segment
+    small_step = 2 / 2**8 * (1 + math.log(A)) / A
+    by_step = (np.floor(x / small_step) + 0.5) * small_step
+    assert np.allclose(signals.quantize_companded(x, 8, law="a"), by_step, atol=1e-12)
+
+
+def test_companding_explorer_speech_overloads_near_full_scale():
+    ex = widgets.CompandingExplorer(bits=8, level_db=-20, signal="speech")
+    quiet = dict(ex.sqnr)
+    ex.controls["level_db"].value = 0
+    # the Laplacian's peaks pass full scale at 0 dBFS: every law loses > 10 dB
+    assert all(ex.sqnr[law] < quiet[law] - 10 for law in quiet)
+    ex.controls["signal"].value = "sine"
+    assert ex.sqnr["linear"] > 45  # a full-scale sine does not clip
+    for law, line in ex.curve.items():  # curves are qlib's sweep
+        from qlib import signals
+
+        q = ex._quantizer(8, law)
+        assert np.array_equal(
+            line.get_data()[1], signals.sqnr_vs_level(ex.units["sine"], ex.levels_db, q)
+        )
+    with pytest.raises(ValueError, match="signal must be one of"):
+        widgets.CompandingExplorer(signal="noise")
+
+
+def _error_stats(ex, bits: int) -> tuple[float, float, float]:
+    """(mean |error mean at each 8-bit value|, low-frequency share of the
+    error power over the area it covers, rms error), in steps."""
+    delta = 1 / (2**bits - 1)
+    e = ex.shown - ex.image
+    keys = np.round(ex.image * 255).astype(int).ravel()
+    count = np.bincount(keys, minlength=256)
+    mean = np.bincount(keys, e.ravel(), minlength=256)[count > 200] / count[count > 200]
+    conditional = np.average(np.abs(mean), weights=count[count > 200]) / delta
+    power = (np.abs(np.fft.fft2(e, axes=(0, 1))) ** 2).sum(axis=2)
+    fy = np.abs(np.fft.fftfreq(e.shape[0]))[:, None]
+    fx = np.abs(np.fft.fftfreq(e.shape[1]))[None, :]
+    low = (fy < 1 / 16) & (fx < 1 / 16)  # the lowest eighth of each axis's band
+    share = power[low].sum() / power.sum() / low.mean()
+    return conditional, share, np.sqrt(np.mean(e**2)) / delta
+
+
+@pytest.mark.parametrize("bits", [2, 3])
+def test_image_bit_depth_dither_and_diffusion_do_what_theory_says(bits):
+    ex = widgets.ImageBitDepth(bits=bits)
+    rounding = _error_stats(ex, bits)
+    ex.controls["method"].value = "dither"
+    dither = _error_stats(ex, bits)
+    ex.controls["method"].value = "diffusion"
+    diffusion = _error_stats(ex, bits)
+    # rounding: the error is a function of the pixel, and follows the image
+    # (its power sits at low spatial frequencies)
+    assert rounding[0] > 0.15 and rounding[1] > 5
+    # RPDF dither: the error's mean is 0 whatever the pixel (first moment
+    # independent of the signal); it is white, of power 2 Delta**2 / 12
+    assert dither[0] < 0.03 and 0.8 < dither[1] < 1.25
+    assert dither[2] == pytest.approx(np.sqrt(1 / 6), rel=0.05)
+    # Floyd-Steinberg: the error is pushed to high frequencies (blue noise)
+    assert diffusion[1] < 0.1
+    assert abs((ex.shown - ex.image).mean()) < 0.005 / (2**bits - 1)
+
+
+def test_image_bit_depth_methods_are_qlibs_and_the_zoom_follows():
+    from qlib import signals
+
+    ex = widgets.ImageBitDepth(bits=2, method="diffusion", zoom="background")
+    assert np.array_equal(ex.shown, signals.error_diffusion(ex.image, 2))
+    ex.controls["method"].value = "dither"
+    noise = signals.dither(ex.image.shape, 1 / 3, "rpdf", seed=0)
+    assert np.array_equal(ex.shown, signals.quantize_image(ex.image + noise, 2))
+    assert len(np.unique(ex.shown)) <= 4
+    for zoom in ("face", "uniform", "background"):
+        ex.controls["zoom"].value = zoom
+        x0, y0 = ex.boxes[0].get_xy()
+        row, col = int(y0 + 0.5), int(x0 + 0.5)
+        assert np.array_equal(ex.crop, ex.shown[row : row + 48, col : col + 48])
+        assert np.array_equal(ex.im_zoom.get_array(), ex.crop)
+        assert ex.boxes[1].get_xy() == (x0, y0) and zoom in ex.ax_zoom.get_title()
+    assert "random dither" in ex.ax_b.get_title()
+    with pytest.raises(ValueError, match="method must be one of"):
+        widgets.ImageBitDepth(method="ordered")
 
 
 # -------------------------------------------------------------- chapters 04-05
@@ -170,9 +492,22 @@ def test_format_histogram_follows_format_and_data():
 FIGURE_EXPLORERS = {
     "LevelsDemo": {"bits": [1, 5, 8, 2]},
     "NumberWheel": {"bits": [3, 5, 2, 4], "a": [-2, 1], "b": [7, -9, 0]},
-    "SamplingExplorer": {"bits": [1, 12, 2, 7], "rate": [5, 200, 35]},
-    "ImageBitDepth": {"bits": [1, 8, 4]},
-    "CompandingExplorer": {"level_db": [-70, 0, -23], "bits": [4, 12, 7]},
+    "SamplingExplorer": {
+        "bits": [1, 12, 2, 7],
+        "rate": [5, 200, 35, 9],
+        "freq": [7.0, 20.0, 4.5],
+        "amplitude": [0.05, 1.0, 0.6],
+    },
+    "ImageBitDepth": {
+        "bits": [1, 8, 4],
+        "method": ["diffusion", "dither", "round", "diffusion"],
+        "zoom": ["background", "uniform", "face"],
+    },
+    "CompandingExplorer": {
+        "level_db": [-70, 0, -23],
+        "bits": [4, 12, 7],
+        "signal": ["speech", "sine", "speech"],
+    },
     "FormatHistogram": {
         "format": ["fp4_e2m1fn", "bf16", "fp6_e3m2fn"],
         "distribution": ["outliers", "laplace", "normal"],

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import integers as _integers
 from .._integer_codes import _as_codes, _check_bits
-from ..plot import COLORS, new_figure
+from ..plot import COLORS, Layers, new_figure
 from ._explorer import Explorer, _png_view
 
 __all__ = ["BitFlipper", "LevelsDemo", "NumberWheel"]
@@ -80,11 +80,25 @@ class LevelsDemo(Explorer):
 class BitFlipper(Explorer):
     """Toggle ``bits`` bits and read the code under every scheme at once.
 
+    The buttons ``-1`` and ``+1`` step the code as an unsigned counter does,
+    wrapping from all ones to all zeros and back.  The table gives, for each
+    scheme, the weight of every bit (the set ones in bold), the sum they
+    make, and the value: unsigned counts ``2**i`` per bit; two's complement
+    gives the top bit ``-2**(bits-1)`` and ones' complement
+    ``-(2**(bits-1) - 1)``; offset binary counts like unsigned and then
+    subtracts its bias ``2**(bits-1)``; sign-magnitude's top bit is a sign,
+    not a weight.  The weights are read off :func:`qlib.integers.decode`.
+
     Example:
         >>> flipper = BitFlipper(bits=4)
         >>> flipper.set_code(0b1000)
         >>> flipper.values["twos_complement"], flipper.values["sign_magnitude"]
         (-8, 0)
+        >>> flipper.steps["-1"].click()
+        >>> flipper.code, flipper.values["twos_complement"]
+        (7, 7)
+        >>> flipper.weights["twos_complement"]
+        [-8, 4, 2, 1]
 
     Taught in ``notebooks/02_integer_encodings.ipynb``.
     """
@@ -105,9 +119,38 @@ class BitFlipper(Explorer):
             )
             for i in range(self.bits - 1, -1, -1)  # most significant first
         }
+        self.steps = {}  # buttons: not values, so not among the controls
+        for name, step in (("-1", -1), ("+1", +1)):
+            button = widgets.Button(
+                description=name,
+                tooltip=f"code {name}, wrapping around",
+                layout=widgets.Layout(width="3.2em", margin="0 0 0 0.8em"),
+            )
+            button.on_click(lambda _, step=step: self.step(step))
+            self.steps[name] = button
+        self.weights, self.bias = self._weights(self.bits)
+        self.note = ""
         self.view = widgets.HTML()
-        row = widgets.HBox(list(self.controls.values()))
+        row = widgets.HBox([*self.controls.values(), *self.steps.values()])
         self._finish(widgets.VBox([row, self.view]))
+
+    @staticmethod
+    def _weights(bits: int) -> tuple[dict[str, list], dict[str, int]]:
+        """Each scheme's bit weights, most significant first, and its value at 0.
+
+        For every scheme but sign-magnitude the value of a code is its value
+        at 0 plus the weights of its set bits, and the weight of bit ``i`` is
+        ``decode(2**i) - decode(0)``.  Sign-magnitude's top bit is marked
+        ``"±"``.
+        """
+        powers = 1 << np.arange(bits - 1, -1, -1)
+        weights, bias = {}, {}
+        for s in _integers.SCHEMES:
+            zero = int(_integers.decode(0, bits, s))
+            weights[s] = [int(v) - zero for v in _integers.decode(powers, bits, s)]
+            bias[s] = zero
+        weights["sign_magnitude"][0] = "±"
+        return weights, bias
 
     @property
     def code(self) -> int:
@@ -116,7 +159,11 @@ class BitFlipper(Explorer):
 
     def set_code(self, code: int) -> None:
         """Set every button from ``code`` and refresh once."""
+        self._set(code, note="")
+
+    def _set(self, code: int, note: str) -> None:
         code = int(_as_codes(code, self.bits))
+        self.note = note
         self._busy = True
         try:
             for i in range(self.bits):
@@ -125,28 +172,66 @@ class BitFlipper(Explorer):
             self._busy = False
         self.update()
 
+    def step(self, step: int) -> None:
+        """Add ``step`` to the code, modulo ``2**bits`` (what ``+1``/``-1`` do)."""
+        before, after = self.code, (self.code + step) % 2**self.bits
+        digits = (self.bits + 3) // 4
+        note = ""
+        if after != before + step:
+            note = (
+                f"{step:+d} wrapped around: "
+                f"0x{before:0{digits}X} → 0x{after:0{digits}X}"
+            )
+        self._set(after, note)
+
+    def _on_change(self, change: dict) -> None:
+        if not self._busy:  # a bit toggled by hand
+            self.note = ""
+        super()._on_change(change)
+
     def _redraw(self) -> None:
-        code = self.code
-        for i in range(self.bits):
+        code, n = self.code, self.bits
+        for i in range(n):
             button = self.controls[f"bit{i}"]
             button.description = "1" if button.value else "0"
             button.button_style = "info" if button.value else ""
-        self.values = {
-            s: int(_integers.decode(code, self.bits, s)) for s in _integers.SCHEMES
-        }
-        pattern = str(_integers.to_bits(code, self.bits))
-        rows = "".join(
-            f"<tr><td style='text-align:left'>{html.escape(s)}</td>"
-            f"<td style='text-align:right'><b>{v}</b></td>"
-            f"<td style='text-align:right'>{list(_integers.value_range(self.bits, s))}"
-            "</td></tr>"
-            for s, v in self.values.items()
-        )
+        self.values = {s: int(_integers.decode(code, n, s)) for s in _integers.SCHEMES}
+        set_bits = [bool(code >> i & 1) for i in range(n - 1, -1, -1)]
         self.view.value = (
-            f"<p>code <code>{pattern}</code> = 0x{code:0{(self.bits + 3) // 4}X}"
-            f" ({self.bits} bits)</p>"
-            "<table><tr><th style='text-align:left'>scheme</th><th>value</th>"
-            f"<th>range</th></tr>{rows}</table>"
+            f"<p>code <code>{_integers.to_bits(code, n)}</code>"
+            f" = 0x{code:0{(n + 3) // 4}X} ({n} bits)"
+            + (f"; {html.escape(self.note)}" if self.note else "")
+            + "</p><table><tr><th style='text-align:left'>scheme</th>"
+            + "".join(f"<th>b{i}</th>" for i in range(n - 1, -1, -1))
+            + "<th>sum</th><th>value</th><th>range</th></tr>"
+            + "".join(self._row(s, set_bits) for s in _integers.SCHEMES)
+            + "</table>"
+        )
+
+    def _row(self, scheme: str, set_bits: list[bool]) -> str:
+        """One scheme's row: its weights (set bits in bold), sum, value and range."""
+        weights = self.weights[scheme]
+        cells = "".join(
+            f"<td style='text-align:right'><b>{_num(w)}</b></td>"
+            if on
+            else f"<td style='text-align:right;opacity:0.4'>{_num(w)}</td>"
+            for w, on in zip(weights, set_bits, strict=True)
+        )
+        terms = [w for w, on in zip(weights, set_bits, strict=True) if on]
+        if scheme == "sign_magnitude":
+            magnitude = [w for w in terms if w != "±"]
+            total = _sum_text(magnitude)
+            total = f"−({total})" if set_bits[0] else total
+        else:
+            total = _sum_text(terms)
+            if self.bias[scheme]:
+                total = f"{total} − {-self.bias[scheme]}"
+        lo, hi = _integers.value_range(self.bits, scheme)
+        return (
+            f"<tr><td style='text-align:left'>{html.escape(scheme)}</td>{cells}"
+            f"<td style='text-align:right'>{total}</td>"
+            f"<td style='text-align:right'><b>{_num(self.values[scheme])}</b></td>"
+            f"<td style='text-align:right'>[{_num(lo)}, {_num(hi)}]</td></tr>"
         )
 
 
@@ -155,23 +240,36 @@ class NumberWheel(Explorer):
 
     Codes sit clockwise from the top; crossing the line between the largest
     and the smallest value is an overflow.  The title compares the true sum
-    with what wrapping and saturating arithmetic keep.
+    with what wrapping and saturating arithmetic keep.  The centre works the
+    sum as an ``bits``-bit adder does, on the codes of ``a`` and of ``b``
+    (the low ``bits`` bits of ``b``, which is ``b`` itself when it fits): the
+    carries into every column, the carry out of the top bit (flag C, an
+    unsigned overflow) and the overflow flag V, the carry into the sign bit
+    XOR the carry out of it (a signed overflow).
+
+    Every word size keeps its own picture of the wheel, drawn when the
+    explorer is built, so that changing ``bits`` redraws only the walk.
 
     Example:
         >>> wheel = NumberWheel(bits=4, a=7, b=2)
         >>> wheel.true_sum, wheel.wrapped, wheel.saturated
         (9, -7, 7)
+        >>> wheel.carry_in, wheel.carry_out, wheel.overflow_flag
+        (1, 0, 1)
 
     Taught in ``notebooks/02_integer_encodings.ipynb``.
     """
 
     title = "two's-complement number wheel"
+    sizes = range(2, 6)  # the word sizes the slider offers
 
     def __init__(self, bits: int = 4, a: int = 5, b: int = 4) -> None:
-        bits = _check_bits(bits, lo=2, hi=5)
+        bits = _check_bits(bits, lo=self.sizes[0], hi=self.sizes[-1])
         lo, hi = _integers.value_range(bits, "twos_complement")
         self.controls = {
-            "bits": widgets.IntSlider(value=bits, min=2, max=5, description="bits"),
+            "bits": widgets.IntSlider(
+                value=bits, min=self.sizes[0], max=self.sizes[-1], description="bits"
+            ),
             "a": widgets.IntSlider(value=a, min=lo, max=hi, description="a"),
             "b": widgets.IntSlider(
                 value=b, min=-(2**bits), max=2**bits, description="b"
@@ -182,31 +280,52 @@ class NumberWheel(Explorer):
         self.ax.set_aspect("equal")
         self.ax.set_axis_off()
         self.ax.set(xlim=(-1.45, 1.45), ylim=(-1.45, 1.45))
-        (self.dots,) = self.ax.plot([], [], "o", color=COLORS["blue"], ms=5)
+        # the wheel of every word size, shown one at a time
+        self._wheels = {n: self._draw_wheel(n) for n in self.sizes}
         (self.path,) = self.ax.plot([], [], "-", color=COLORS["orange"], lw=3)
         (self.start,) = self.ax.plot([], [], "o", color=COLORS["green"], ms=12)
         (self.end,) = self.ax.plot([], [], "*", color=COLORS["vermillion"], ms=16)
-        (self.seam,) = self.ax.plot([], [], "--", color=COLORS["vermillion"], lw=1.5)
-        self.labels: list = []
+        self.adder = self.ax.text(
+            0,
+            0,
+            "",
+            ha="center",
+            va="center",
+            multialignment="left",
+            family="monospace",
+            fontsize=8.5,
+        )
+        self.moving = [self.path, self.start, self.end, self.adder, self.ax.title]
         self._bits_drawn = 0
-        self.moving = [self.path, self.start, self.end, self.ax.title]
         self._finish()
+        # one kept picture per word size, drawn now rather than at a first visit
+        self.kept_pictures = {bits: self.layers}
+        for n in self.sizes:
+            if n != bits:
+                self._show_wheel(n)
+                self.layers.png()
+        self._show_wheel(bits)
+
+    @property
+    def dots(self):
+        """The dots of the codes on the wheel shown."""
+        return self._wheels[self._bits_drawn][0]
 
     @staticmethod
     def _angle(code: np.ndarray | float, bits: int) -> np.ndarray:
         return np.pi / 2 - 2 * np.pi * np.asarray(code, float) / 2**bits
 
-    def _draw_wheel(self, bits: int) -> None:
-        self.layers.invalidate()  # the dots, labels and seam are not moving
-        for text in self.labels:
-            text.remove()
+    def _draw_wheel(self, bits: int) -> list:
+        """The dots, labels and seam of the ``bits``-bit wheel (hidden)."""
         codes = np.arange(2**bits)
         ang = self._angle(codes, bits)
-        self.dots.set_data(np.cos(ang), np.sin(ang))
+        (dots,) = self.ax.plot(
+            np.cos(ang), np.sin(ang), "o", color=COLORS["blue"], ms=5
+        )
         values = _integers.decode(codes, bits, "twos_complement")
         patterns = _integers.to_bits(codes, bits)
-        size = 9 if bits <= 4 else 7 if bits == 5 else 5.5
-        self.labels = [
+        size = 9 if bits <= 4 else 7
+        labels = [
             self.ax.text(
                 1.22 * np.cos(t),
                 1.22 * np.sin(t),
@@ -221,7 +340,7 @@ class NumberWheel(Explorer):
             self.ax.text(
                 0.8 * np.cos(t),
                 0.8 * np.sin(t),
-                str(v),
+                _num(v),
                 ha="center",
                 va="center",
                 fontsize=size + 1,
@@ -230,11 +349,29 @@ class NumberWheel(Explorer):
         ]
         # the seam between the largest value (0111...) and the smallest (1000...)
         seam = self._angle(2 ** (bits - 1) - 0.5, bits)
-        self.seam.set_data(
+        (line,) = self.ax.plot(
             [0.55 * np.cos(seam), 1.1 * np.cos(seam)],
             [0.55 * np.sin(seam), 1.1 * np.sin(seam)],
+            "--",
+            color=COLORS["vermillion"],
+            lw=1.5,
         )
+        parts = [dots, line, *labels]
+        for artist in parts:
+            artist.set_visible(False)
+        return parts
+
+    def _show_wheel(self, bits: int) -> None:
+        """Show the ``bits``-bit wheel and switch to its kept picture."""
+        for n, parts in self._wheels.items():
+            for artist in parts:
+                artist.set_visible(n == bits)
         self._bits_drawn = bits
+        kept = getattr(self, "kept_pictures", None)
+        if kept is not None:
+            if bits not in kept:
+                kept[bits] = Layers(self.fig, self.moving)
+            self.layers = kept[bits]
 
     def _redraw(self) -> None:
         bits = self.controls["bits"].value
@@ -249,7 +386,7 @@ class NumberWheel(Explorer):
         finally:
             self._busy = False
         if bits != self._bits_drawn:
-            self._draw_wheel(bits)
+            self._show_wheel(bits)
         a, b = self.controls["a"].value, self.controls["b"].value
         self.true_sum = a + b
         self.wrapped = int(
@@ -267,18 +404,58 @@ class NumberWheel(Explorer):
         self.path.set_data(radius * np.cos(ang), radius * np.sin(ang))
         self.start.set_data([np.cos(ang[0])], [np.sin(ang[0])])
         self.end.set_data([np.cos(ang[-1])], [np.sin(ang[-1])])
-
-        def num(v: int) -> str:
-            return str(v).replace("-", "\N{MINUS SIGN}")
+        self._add_codes(a, b, bits)
 
         fits = lo <= self.true_sum <= hi
         verdict = (
             "fits"
             if fits
-            else f"overflows: wrap gives {num(self.wrapped)}, "
-            f"saturate gives {num(self.saturated)}"
+            else f"overflows: wrap gives {_num(self.wrapped)}, "
+            f"saturate gives {_num(self.saturated)}"
         )
         term = f"+ {b}" if b >= 0 else f"\N{MINUS SIGN} {-b}"
         self.ax.set_title(
-            f"{bits}-bit: {num(a)} {term} = {num(self.true_sum)} {verdict}"
+            f"{bits}-bit: {_num(a)} {term} = {_num(self.true_sum)} {verdict}"
         )
+
+    def _add_codes(self, a: int, b: int, bits: int) -> None:
+        """The adder's column sum of the codes of ``a`` and ``b``, and its flags."""
+        code_a = int(_integers.encode(a, bits, "twos_complement"))
+        code_b = int(_integers.encode(b, bits, "twos_complement", "wrap"))
+        # carries[i] is the carry into column i; carries[bits] the carry out
+        carries = [(code_a % 2**i + code_b % 2**i) >> i for i in range(bits + 1)]
+        self.carry_in, self.carry_out = carries[bits - 1], carries[bits]
+        self.overflow_flag = self.carry_in ^ self.carry_out
+        self.code_sum = (code_a + code_b) % 2**bits
+        width = bits + 1
+        rows = [
+            "carry  " + "".join(str(c) for c in reversed(carries)),
+            "a      " + str(_integers.to_bits(code_a, bits)).rjust(width),
+            "b    + " + str(_integers.to_bits(code_b, bits)).rjust(width),
+            "       " + "-" * width,
+            "sum    " + str(_integers.to_bits(self.code_sum, bits)).rjust(width),
+            "",
+            f"C = {self.carry_out} (carry out)",
+            f"V = {self.carry_in} XOR {self.carry_out} = {self.overflow_flag}",
+        ]
+        b_code_value = int(_integers.decode(code_b, bits, "twos_complement"))
+        if b_code_value != b:
+            rows.append(f"(b wraps to {_num(b_code_value)})")
+        longest = max(len(r) for r in rows)
+        rows = [r.ljust(longest) for r in rows]
+        self.adder.set_text("\n".join(rows))
+
+
+def _num(v: int | str) -> str:
+    """An integer with a true minus sign (U+2212), as the tables print it."""
+    return str(v).replace("-", "\N{MINUS SIGN}")
+
+
+def _sum_text(terms: list[int]) -> str:
+    """``"-128 + 1"`` for the weights [-128, 1]; ``"0"`` for none."""
+    if not terms:
+        return "0"
+    text = _num(terms[0])
+    for w in terms[1:]:
+        text += f" − {_num(-w)}" if w < 0 else f" + {w}"
+    return text

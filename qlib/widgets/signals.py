@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import numpy as np
+from matplotlib.patches import Rectangle
 
 from .. import signals as _signals
 from ..plot import COLORS, new_figure
@@ -15,45 +16,81 @@ from ._explorer import Explorer, _png_view
 
 __all__ = ["CompandingExplorer", "ImageBitDepth", "SamplingExplorer"]
 
+# CompandingExplorer's signals (label, value) and laws (name, qlib's law)
+_SIGNALS = (("sine", "sine"), ("speech-like (Laplacian)", "speech"))
+_LAWS = {"linear": None, "mu": "mu", "a": "a"}
+# ImageBitDepth's methods (label, value) and zoomed regions (top row, left
+# column) in the half-size photograph
+_METHODS = (
+    ("rounding", "round"),
+    ("random dither (RPDF)", "dither"),
+    ("error diffusion (Floyd-Steinberg)", "diffusion"),
+)
+_METHOD_SHORT = {
+    "round": "rounding",
+    "dither": "random dither",
+    "diffusion": "error diffusion",
+}
+_ZOOMS = {"face": (104, 100), "background": (10, 200), "uniform": (196, 150)}
+_ZOOM_SIDE = 48
+
 
 class SamplingExplorer(Explorer):
     """Sample a sine at ``rate`` Hz and quantize it to ``bits`` bits.
 
-    Panels: the signal with its samples and their quantized values; the
-    quantization error of each sample in units of the step ``delta``, with
-    the bounds ``±1/2``; and the
-    histogram of the error over many samples against the uniform density
-    ``1/delta``.
+    Controls: the bits, the rate, and the sine's frequency ``freq`` and
+    amplitude.  Panels: the signal with its samples and their quantized
+    values, and, once ``freq`` passes the Nyquist frequency ``rate / 2``,
+    the slower sine the samples show instead (the alias); the quantization
+    error of each sample in units of the step ``delta``, with the bounds
+    ``±1/2``; the histogram of the error over 20000 samples of a busier sine
+    of the same amplitude (at a frequency and rate that share no period, so
+    that its samples meet every phase: the histogram then depends on the
+    amplitude only), against the uniform density ``1/delta``, with the errors
+    of the samples shown marked below it; and a frequency axis with
+    the sine, its images ``|±freq + k rate|``, the Nyquist frequency and the
+    alias, ``signals.alias_frequency(freq, rate)``.
 
     Example:
         >>> ex = SamplingExplorer(bits=3, rate=40)
         >>> ex.controls["bits"].value = 2
         >>> sorted(set(ex.x_q.round(3).tolist())) == [-0.75, -0.25, 0.25, 0.75]
         True
+        >>> ex.controls["rate"].value, ex.controls["freq"].value = 10, 7.0
+        >>> ex.alias
+        3.0
 
     Taught in ``notebooks/01_signal_quantization.ipynb``.
     """
 
     title = "sampling and quantization explorer"
-    freq = 2.0  # Hz: two periods in the one-second window
+    f_top = 25.0  # Hz: the right end of the frequency axis
 
-    def __init__(self, bits: int = 3, rate: int = 40) -> None:
+    def __init__(
+        self, bits: int = 3, rate: int = 40, freq: float = 2.0, amplitude: float = 0.9
+    ) -> None:
         self.controls = {
             "bits": widgets.IntSlider(value=bits, min=1, max=12, description="bits"),
             "rate": widgets.IntSlider(
-                value=rate, min=5, max=200, step=5, description="rate (Hz)"
+                value=rate, min=2, max=200, description="rate (Hz)"
+            ),
+            "freq": widgets.FloatSlider(
+                value=freq, min=0.5, max=20, step=0.5, description="freq (Hz)"
+            ),
+            "amplitude": widgets.FloatSlider(
+                value=amplitude, min=0.05, max=1.0, step=0.05, description="amplitude"
             ),
         }
         self.view = _png_view()
-        self.fig, (self.ax, self.ax_err, self.ax_hist) = new_figure(
-            3, 1, figsize=(6.4, 6.0)
+        self.fig, (self.ax, self.ax_err, self.ax_hist, self.ax_f) = new_figure(
+            4, 1, figsize=(6.4, 7.4), gridspec_kw={"height_ratios": [2, 1.2, 1.4, 0.9]}
         )
-        t = np.linspace(0, 1, 300)
-        self.ax.plot(
-            t,
-            _signals.sine(t, self.freq, 0.9),
-            color=COLORS["sky"],
-            label="signal $x(t)$",
+        self.t_fine = np.linspace(0, 1, 2001)
+        (self.signal,) = self.ax.plot(
+            [], [], color=COLORS["sky"], label="signal $x(t)$"
+        )
+        (self.alias_line,) = self.ax.plot(
+            [], [], "--", color=COLORS["purple"], lw=1.2, label="alias"
         )
         (self.samples,) = self.ax.plot(
             [], [], "o", color=COLORS["blue"], ms=4, label="samples $x[n]$"
@@ -65,8 +102,14 @@ class SamplingExplorer(Explorer):
             color=COLORS["vermillion"],
             label="quantized $x_q[n]$",
         )
-        self.ax.set(xlabel="time (s)", ylabel="amplitude", ylim=(-1.1, 1.1))
-        legend = self.ax.legend(loc="upper right", fontsize=8)
+        self.ax.set(
+            xlabel="time (s)", ylabel="amplitude", xlim=(0, 1), ylim=(-1.1, 1.1)
+        )
+        # legends sit outside the axes, where no moving artist is drawn over them
+        self.ax.legend(
+            loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=8
+        )
+        self.headline = self.fig.suptitle(" \n ", fontsize=9)
         # the error in units of the step: its bounds are +-1/2 at every depth
         (self.err,) = self.ax_err.plot([], [], "o", color=COLORS["vermillion"], ms=3)
         for bound in (-0.5, 0.5):
@@ -77,8 +120,8 @@ class SamplingExplorer(Explorer):
             xlim=(0, 1),
             ylim=(-0.75, 0.75),
         )
-        # the histogram uses many samples of an incommensurate sine
-        self.busy = _signals.sine(np.arange(20_000) / 997.0, 13.1, 0.9)
+        # the histogram's sine: 13.1 Hz at 997 samples/s never repeats a phase
+        self._busy_unit = _signals.sine(np.arange(20_000) / 997.0, 13.1)
         self.hist = self.ax_hist.stairs(
             np.zeros(20),
             np.linspace(-1, 1, 21),
@@ -86,106 +129,264 @@ class SamplingExplorer(Explorer):
             color=COLORS["orange"],
             alpha=0.7,
         )
-        self.ax_hist.plot(
-            [-0.5, -0.5, 0.5, 0.5],
-            [0, 1, 1, 0],
-            color=COLORS["black"],
-            label="uniform: $1/\\Delta$",
+        self.ax_hist.plot([-0.5, -0.5, 0.5, 0.5], [0, 1, 1, 0], color=COLORS["black"])
+        self.ax_hist.text(0.52, 1.0, "uniform: $1/\\Delta$", va="center", fontsize=8)
+        # one height for every depth, the tallest histogram of the default
+        # amplitude; at small amplitudes taller bars run off the top
+        top = max(self._error_density(b, 0.9)[0].max() for b in range(1, 13))
+        self._top = 1.1 * top
+        (self.rug,) = self.ax_hist.plot([], [], "|", color=COLORS["vermillion"], ms=8)
+        self.ax_hist.text(
+            0.52, 0.04 * self._top, "the samples\nshown above", va="bottom", fontsize=7
         )
-        # one height for every depth: the tallest histogram is at 1 bit
-        top = max(self._error_density(b)[0].max() for b in range(1, 13))
+        self.off_scale = self.ax_hist.text(
+            0, 0.97 * self._top, "", ha="center", va="top", fontsize=8
+        )
         self.ax_hist.set(
             xlabel="error / $\\Delta$",
             ylabel="density × $\\Delta$",
             xlim=(-0.75, 0.75),
-            ylim=(0, 1.1 * top),
+            ylim=(0, self._top),
         )
-        hist_legend = self.ax_hist.legend(loc="upper right", fontsize=8)
+        # the frequency axis: what the samples can and cannot tell apart
+        ax_f = self.ax_f
+        self.above = ax_f.axvspan(
+            0, 0, color=COLORS["black"], alpha=0.08, lw=0, label="above rate/2"
+        )
+        (self.nyquist,) = ax_f.plot([], [], "--", color=COLORS["black"], lw=1)
+        (self.images,) = ax_f.plot(
+            [], [], color=COLORS["black"], lw=1, alpha=0.5, label="images"
+        )
+        (self.f_signal,) = ax_f.plot(
+            [], [], color=COLORS["sky"], lw=3, label="$f$ of the sine"
+        )
+        (self.f_alias,) = ax_f.plot(
+            [], [], "v", color=COLORS["purple"], ms=8, label="what the samples show"
+        )
+        self.f_text = ax_f.text(0, 1.1, "", ha="center", va="bottom", fontsize=8)
+        ax_f.set(xlabel="frequency (Hz)", xlim=(0, self.f_top), ylim=(0, 1.6))
+        ax_f.set_yticks([])
+        ax_f.legend(loc="upper center", bbox_to_anchor=(0.5, -0.5), ncol=4, fontsize=8)
         self.moving = [
+            self.signal,
+            self.alias_line,
             self.samples,
             self.levels,
             self.err,
             self.hist,
-            self.ax.title,
-            legend,
-            hist_legend,
+            self.rug,
+            self.off_scale,
+            self.above,
+            self.nyquist,
+            self.images,
+            self.f_signal,
+            self.f_alias,
+            self.f_text,
+            self.headline,
         ]
         self._finish()
 
-    def _error_density(self, bits: int) -> tuple[np.ndarray, np.ndarray]:
-        """Histogram (density, edges) of the busy sine's error, in units of delta."""
-        delta = _signals.step(bits)
-        e = (_signals.quantize_uniform(self.busy, bits) - self.busy) / delta
+    def _error_density(
+        self, bits: int, amplitude: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Histogram (density, edges) of the error of a busy sine, in steps."""
+        busy = amplitude * self._busy_unit
+        e = (_signals.quantize_uniform(busy, bits) - busy) / _signals.step(bits)
         return np.histogram(e, bins=20, range=(-0.5, 0.5), density=True)
 
     def _redraw(self) -> None:
         bits, rate = self.controls["bits"].value, self.controls["rate"].value
+        self.freq = freq = self.controls["freq"].value
+        self.amplitude = amplitude = self.controls["amplitude"].value
         delta = _signals.step(bits)
         self.t = _signals.time_axis(rate, 1.0)
-        self.x = _signals.sine(self.t, self.freq, 0.9)
+        self.x = _signals.sine(self.t, freq, amplitude)
         self.x_q = _signals.quantize_uniform(self.x, bits)
         self.e = self.x_q - self.x
+        self.alias = float(_signals.alias_frequency(freq, rate))
+        # the slowest sine through the same samples: freq minus the nearest
+        # multiple of the rate, with its sign (a negative one is mirrored)
+        shown = freq - rate * np.round(freq / rate)
+        self.signal.set_data(self.t_fine, _signals.sine(self.t_fine, freq, amplitude))
+        nyquist = rate / 2
+        if freq > nyquist:
+            self.alias_line.set_data(
+                self.t_fine, _signals.sine(self.t_fine, shown, amplitude)
+            )
+        else:
+            self.alias_line.set_data([], [])
         self.samples.set_data(self.t, self.x)
         self.levels.set_data(np.append(self.t, 1.0), np.append(self.x_q, self.x_q[-1]))
         self.err.set_data(self.t, self.e / delta)
-        self.hist.set_data(*self._error_density(bits))
-        self.ax.set_title(
-            f"{bits} bits ({2**bits} levels, $\\Delta$ = {delta:.3g}), "
-            f"{rate} samples/s; SQNR {_signals.sqnr_db(self.x, self.x_q):.1f} dB"
+        # the histogram: a busier sine of the same amplitude
+        self.busy = amplitude * self._busy_unit
+        density, edges = self._error_density(bits, amplitude)
+        self.hist.set_data(density, edges)
+        self.rug.set_data(self.e / delta, np.full(self.e.size, 0.04 * self._top))
+        tallest = density.max()
+        self.off_scale.set_text(
+            f"tallest bar {tallest:.1f} (off the scale)" if tallest > self._top else ""
         )
+        self._draw_frequencies(freq, rate)
+        if freq > nyquist:
+            said = (
+                f"{freq:g} Hz is above rate/2 = {nyquist:g} Hz: "
+                f"the samples show {self.alias:g} Hz"
+            )
+        elif freq == nyquist:
+            said = f"{freq:g} Hz is rate/2 itself: every sample falls on a zero"
+        else:
+            said = f"{freq:g} Hz is below rate/2 = {nyquist:g} Hz: no aliasing"
+        self.headline.set_text(
+            f"{bits} bits ({2**bits} levels, $\\Delta$ = {delta:.3g}), "
+            f"{rate} samples/s; SQNR {_signals.sqnr_db(self.x, self.x_q):.1f} dB\n"
+            + said
+        )
+
+    def _draw_frequencies(self, freq: float, rate: int) -> None:
+        """The sine, its images |±freq + k rate| and the alias on the axis."""
+        nyquist = rate / 2
+        self.above.set_x(nyquist)
+        self.above.set_width(max(self.f_top - nyquist, 0))
+        self.nyquist.set_data([nyquist, nyquist], [0, 1.6])
+        k = np.arange(1, int(self.f_top / rate) + 2)
+        images = np.concatenate([k * rate - freq, k * rate + freq])
+        images = np.sort(images[(images >= 0) & (images <= self.f_top)])
+        self.images.set_data(
+            np.repeat(images, 3), np.tile([0.0, 0.6, np.nan], images.size)
+        )
+        self.f_signal.set_data([freq, freq], [0, 1])
+        self.f_alias.set_data([self.alias], [1.05])
+        self.f_text.set_position((self.alias, 1.15))
+        self.f_text.set_text(f"{self.alias:g} Hz")
 
 
 class ImageBitDepth(Explorer):
     """Grace Hopper's photograph at ``bits`` bits per colour channel.
+
+    Controls: the depth; how each pixel is brought to the levels
+    (``method``): rounding (:func:`qlib.signals.quantize_image`), rounding
+    after random dither of one step's width (RPDF, which makes the error's
+    mean zero whatever the pixel), or Floyd-Steinberg error diffusion
+    (:func:`qlib.signals.error_diffusion`, which pushes the error to fine
+    detail); and the region shown zoomed (``zoom``), marked on both images.
+    Every depth and method is computed when the explorer is built.
 
     Example:
         >>> ex = ImageBitDepth(bits=4)
         >>> ex.controls["bits"].value = 1
         >>> sorted(np.unique(ex.shown).tolist())
         [0.0, 1.0]
+        >>> ex.controls["method"].value = "diffusion"
+        >>> bool(abs(ex.shown.mean() - ex.image.mean()) < 0.01)
+        True
 
     Taught in ``notebooks/01_signal_quantization.ipynb``.
     """
 
     title = "image bit-depth explorer"
 
-    def __init__(self, bits: int = 3) -> None:
+    def __init__(
+        self, bits: int = 3, method: str = "round", zoom: str = "face"
+    ) -> None:
+        for name, value, allowed in (
+            ("method", method, dict(_METHODS).values()),
+            ("zoom", zoom, _ZOOMS),
+        ):
+            if value not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {tuple(allowed)}; got {value!r}"
+                )
         self.image = _signals.load_sample_image()[::2, ::2]
+        self._shown = {}
+        for b in range(1, 9):
+            delta = 1 / (2**b - 1)  # the step between the image's levels
+            noise = _signals.dither(self.image.shape, delta, "rpdf", seed=0)
+            self._shown["round", b] = _signals.quantize_image(self.image, b)
+            self._shown["dither", b] = _signals.quantize_image(self.image + noise, b)
+            self._shown["diffusion", b] = _signals.error_diffusion(self.image, b)
         self.controls = {
-            "bits": widgets.IntSlider(value=bits, min=1, max=8, description="bits")
+            "bits": widgets.IntSlider(value=bits, min=1, max=8, description="bits"),
+            "method": widgets.Dropdown(
+                options=list(_METHODS), value=method, description="method"
+            ),
+            "zoom": widgets.Dropdown(
+                options=list(_ZOOMS), value=zoom, description="zoom"
+            ),
         }
         self.view = _png_view()
-        self.fig, (self.ax_a, self.ax_b) = new_figure(1, 2, figsize=(6.4, 3.8))
-        for ax in (self.ax_a, self.ax_b):
+        self.fig, (self.ax_a, self.ax_b, self.ax_zoom) = new_figure(
+            1, 3, figsize=(7.6, 3.2), gridspec_kw={"width_ratios": [1, 1, 1.17]}
+        )
+        for ax in (self.ax_a, self.ax_b, self.ax_zoom):
             ax.set_axis_off()
         self.ax_a.imshow(self.image)
-        self.ax_a.set_title("8 bits: 256 levels/channel\n(the original)")
+        self.ax_a.set_title("8 bits: 256 levels/channel\n(the original)", fontsize=9)
         self.im = self.ax_b.imshow(self.image)
-        self.moving = [self.im, self.ax_b.title]
+        side = _ZOOM_SIDE
+        self.im_zoom = self.ax_zoom.imshow(
+            self.image[:side, :side], interpolation="nearest"
+        )
+        self.boxes = [
+            ax.add_patch(
+                Rectangle((0, 0), side, side, fill=False, ec=COLORS["yellow"], lw=1.5)
+            )
+            for ax in (self.ax_a, self.ax_b)
+        ]
+        self.moving = [
+            self.im,
+            self.im_zoom,
+            *self.boxes,
+            self.ax_b.title,
+            self.ax_zoom.title,
+        ]
         self._finish()
 
     def _redraw(self) -> None:
         bits = self.controls["bits"].value
-        self.shown = _signals.quantize_image(self.image, bits)
+        self.method = method = self.controls["method"].value
+        zoom = self.controls["zoom"].value
+        self.shown = self._shown[method, bits]
         self.im.set_data(self.shown)
+        row, col = _ZOOMS[zoom]
+        side = _ZOOM_SIDE
+        self.crop = self.shown[row : row + side, col : col + side]
+        self.im_zoom.set_data(self.crop)
+        for box in self.boxes:
+            box.set_xy((col - 0.5, row - 0.5))
         sqnr = _signals.sqnr_db(self.image, self.shown)
+        how = _METHOD_SHORT[method]
         self.ax_b.set_title(
             f"{bits} bit{'s' if bits > 1 else ''}: {2**bits} levels/channel\n"
-            f"SQNR {sqnr:.1f} dB"
+            f"{how}, SQNR {sqnr:.1f} dB",
+            fontsize=9,
+        )
+        self.ax_zoom.set_title(
+            f"zoom: the {zoom}\n({side} × {side} pixels)", fontsize=9
         )
 
 
 class CompandingExplorer(Explorer):
-    """Linear versus mu-law quantization of a sine at a chosen input level.
+    """Linear, mu-law and A-law quantization of a sine or of speech at a chosen level.
 
-    Left: SQNR against input level for both, with the chosen level marked;
-    the axes fit the curves of every depth the slider offers, so a change of
-    depth moves the curves.  Right: one period of the sine and its two
-    quantized versions, divided by the sine's amplitude.
+    Left: SQNR against input level for the three quantizers, with the chosen
+    level marked; the axes fit the curves of every depth and both signals,
+    so a change of depth or signal moves the curves.  Right: 20 ms of the
+    signal and its three quantized versions, divided by the largest of them
+    in that stretch: at low levels the signal shrinks next to the linear
+    quantizer's smallest levels.
+
+    The level is in dBFS: the sine's amplitude is ``10**(level/20)``, and the
+    speech-like signal (:func:`qlib.signals.speech_like`, Laplacian samples)
+    has the rms of that sine, so near 0 dBFS its peaks overload.  mu-law has
+    ``mu = 255`` and A-law ``A = 87.6``, the two laws of G.711.
 
     Example:
         >>> ex = CompandingExplorer(bits=8, level_db=-40)
         >>> bool(ex.sqnr_mu - ex.sqnr_linear >= 10)
+        True
+        >>> ex.controls["signal"].value = "speech"
+        >>> bool(ex.sqnr_a - ex.sqnr_linear >= 10)
         True
 
     Taught in ``notebooks/01_signal_quantization.ipynb``.
@@ -193,93 +394,132 @@ class CompandingExplorer(Explorer):
 
     title = "companding explorer"
 
-    def __init__(self, bits: int = 8, level_db: float = -40.0) -> None:
-        self.t = _signals.time_axis(8000, 0.5)
-        self.unit = _signals.sine(self.t, 50 * np.sqrt(2))
+    def __init__(
+        self, bits: int = 8, level_db: float = -40.0, signal: str = "sine"
+    ) -> None:
+        if signal not in dict(_SIGNALS).values():
+            raise ValueError(
+                f"signal must be one of {tuple(dict(_SIGNALS).values())}; "
+                f"got {signal!r}"
+            )
+        rate, self._n = 8000, 160  # 20 ms shown
+        self.units = {  # each at 0 dBFS, 2000 samples
+            "sine": _signals.sine(_signals.time_axis(rate, 0.25), 50 * np.sqrt(2)),
+            "speech": _signals.speech_like(rate, 0.25, frame=0.01),
+        }
+        # where the 20 ms shown start: the speech stretch spans three frames
+        self._start = {"sine": 0, "speech": 440}
         self.levels_db = np.arange(-70.0, 0.5, 2.0)
+        self._curves: dict[tuple[str, int, str], np.ndarray] = {}
         self.controls = {
             "bits": widgets.IntSlider(value=bits, min=4, max=12, description="bits"),
             "level_db": widgets.FloatSlider(
                 value=level_db, min=-70, max=0, step=1, description="level (dBFS)"
             ),
+            "signal": widgets.Dropdown(
+                options=list(_SIGNALS), value=signal, description="signal"
+            ),
         }
         self.view = _png_view()
-        self.fig, (self.ax, self.ax_wave) = new_figure(1, 2, figsize=(7.2, 3.4))
-        (self.curve_lin,) = self.ax.plot([], [], color=COLORS["blue"], label="linear")
-        (self.curve_mu,) = self.ax.plot(
-            [], [], color=COLORS["vermillion"], label="$\\mu$-law ($\\mu$ = 255)"
-        )
+        self.fig, (self.ax, self.ax_wave) = new_figure(1, 2, figsize=(7.2, 3.6))
+        colors = {
+            "linear": COLORS["blue"],
+            "mu": COLORS["vermillion"],
+            "a": COLORS["green"],
+        }
+        names = {"linear": "linear", "mu": "$\\mu$-law", "a": "A-law"}
+        styles = {"linear": "-", "mu": "-", "a": "--"}
+        self.curve = {
+            law: self.ax.plot([], [], styles[law], color=colors[law], label=names[law])[
+                0
+            ]
+            for law in _LAWS
+        }
         (self.mark,) = self.ax.plot([], [], "ko", ms=5)
-        lowest, _ = self._curves(self.controls["bits"].min)
-        highest, _ = self._curves(self.controls["bits"].max)
+        lows = [self._curve(s, self.controls["bits"].min, "linear") for s in self.units]
+        highs = [
+            self._curve(s, self.controls["bits"].max, "linear") for s in self.units
+        ]
         self.ax.set(
             xlabel="input level (dBFS)",
             ylabel="SQNR (dB)",
             xlim=(-71, 1),
-            ylim=(min(lowest.min(), 0) - 3, highest.max() + 5),
+            ylim=(min(np.min(lows), 0) - 3, np.max(highs) + 5),
         )
-        legend = self.ax.legend(loc="upper left", fontsize=8)
-        n = 160  # one period of the 70.7 Hz sine at 8 kHz is ~113 samples
-        (self.wave,) = self.ax_wave.plot([], [], color=COLORS["sky"], label="signal")
-        (self.wave_lin,) = self.ax_wave.plot(
-            [], [], drawstyle="steps-mid", color=COLORS["blue"], label="linear"
-        )
-        (self.wave_mu,) = self.ax_wave.plot(
-            [],
-            [],
-            drawstyle="steps-mid",
-            color=COLORS["vermillion"],
-            label="$\\mu$-law",
-        )
-        self.ax_wave.set(xlabel="time (ms)", ylabel="amplitude / sine's amplitude")
-        self.ax_wave.legend(
+        # legends sit above the axes, where no moving artist is drawn over them
+        self.ax.legend(
             loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8
         )
-        self._n = n
-        self._bits_drawn = None
+        (self.wave,) = self.ax_wave.plot([], [], color=COLORS["sky"], label="signal")
+        self.wave_q = {
+            law: self.ax_wave.plot(
+                [],
+                [],
+                styles[law],
+                drawstyle="steps-mid",
+                color=colors[law],
+                label=names[law],
+            )[0]
+            for law in _LAWS
+        }
+        self.ax_wave.set(
+            xlabel="time (ms)",
+            ylabel="amplitude / largest shown",
+            xlim=(0, (self._n - 1) / rate * 1e3),
+            ylim=(-1.15, 1.15),
+        )
+        self.ax_wave.legend(
+            loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=8
+        )
+        self.headline = self.fig.suptitle(" ", fontsize=9)
+        self._rate = rate
         self.moving = [
-            self.curve_lin,
-            self.curve_mu,
+            *self.curve.values(),
             self.mark,
             self.wave,
-            self.wave_lin,
-            self.wave_mu,
-            self.ax.title,
-            legend,
+            *self.wave_q.values(),
+            self.headline,
         ]
         self._finish()
 
-    def _curves(self, bits: int) -> tuple[np.ndarray, np.ndarray]:
-        amps = 10 ** (self.levels_db / 20)
-        x = amps[:, None] * self.unit[None, :]
-        lin = [_signals.sqnr_db(r, _signals.quantize_uniform(r, bits)) for r in x]
-        mu = [_signals.sqnr_db(r, _signals.quantize_companded(r, bits)) for r in x]
-        return np.array(lin), np.array(mu)
+    def _curve(self, signal: str, bits: int, law: str) -> np.ndarray:
+        """SQNR against ``levels_db`` (computed once per signal, depth and law)."""
+        key = (signal, bits, law)
+        if key not in self._curves:
+            self._curves[key] = _signals.sqnr_vs_level(
+                self.units[signal], self.levels_db, self._quantizer(bits, law)
+            )
+        return self._curves[key]
+
+    def _quantizer(self, bits: int, law: str):
+        if _LAWS[law] is None:
+            return lambda x: _signals.quantize_uniform(x, bits)
+        return lambda x: _signals.quantize_companded(x, bits, law=_LAWS[law])
 
     def _redraw(self) -> None:
         bits, level = self.controls["bits"].value, self.controls["level_db"].value
-        if bits != self._bits_drawn:
-            lin, mu = self._curves(bits)
-            self.curve_lin.set_data(self.levels_db, lin)
-            self.curve_mu.set_data(self.levels_db, mu)
-            self._bits_drawn = bits
-        x = 10 ** (level / 20) * self.unit
-        q_lin = _signals.quantize_uniform(x, bits)
-        q_mu = _signals.quantize_companded(x, bits)
-        self.sqnr_linear = _signals.sqnr_db(x, q_lin)
-        self.sqnr_mu = _signals.sqnr_db(x, q_mu)
-        self.mark.set_data([level, level], [self.sqnr_linear, self.sqnr_mu])
-        n, ms, amplitude = self._n, self.t[: self._n] * 1e3, 10 ** (level / 20)
-        self.wave.set_data(ms, x[:n] / amplitude)
-        self.wave_lin.set_data(ms, q_lin[:n] / amplitude)
-        self.wave_mu.set_data(ms, q_mu[:n] / amplitude)
-        # axes of height 1.6 times a power of two: they change only at low
-        # levels, when the linear staircase overshoots the sine by far
-        over = 1.1 * np.abs(q_lin[:n]).max() / amplitude / 1.6
-        peak = 1.6 * 2.0 ** max(0, int(np.ceil(np.log2(over))))
-        self.ax_wave.set(xlim=(0, ms[-1]), ylim=(-peak, peak))
-        self.ax.set_title(
-            f"{bits} bits at {level:.0f} dBFS: linear {self.sqnr_linear:.1f} dB, "
-            f"$\\mu$-law {self.sqnr_mu:.1f} dB",
-            fontsize=9,
+        signal = self.controls["signal"].value
+        for law, line in self.curve.items():
+            line.set_data(self.levels_db, self._curve(signal, bits, law))
+        gain = 10 ** (level / 20)
+        x = gain * self.units[signal]
+        q = {law: self._quantizer(bits, law)(x) for law in _LAWS}
+        self.sqnr = {law: _signals.sqnr_db(x, q[law]) for law in _LAWS}
+        self.sqnr_linear, self.sqnr_mu, self.sqnr_a = (
+            self.sqnr["linear"],
+            self.sqnr["mu"],
+            self.sqnr["a"],
+        )
+        self.mark.set_data([level] * 3, list(self.sqnr.values()))
+        shown = slice(self._start[signal], self._start[signal] + self._n)
+        ms = np.arange(self._n) / self._rate * 1e3
+        largest = max(np.abs(v[shown]).max() for v in (x, *q.values()))
+        self.wave.set_data(ms, x[shown] / largest)
+        for law, line in self.wave_q.items():
+            line.set_data(ms, q[law][shown] / largest)
+        label = "sine" if signal == "sine" else "speech-like"
+        self.headline.set_text(
+            f"{label}, {bits} bits at {level:.0f} dBFS: "
+            f"linear {self.sqnr_linear:.1f} dB, $\\mu$-law {self.sqnr_mu:.1f} dB, "
+            f"A-law {self.sqnr_a:.1f} dB"
         )
