@@ -69,9 +69,19 @@ CASES = [
     (widgets.LinearQuantExplorer, "bits", (3, 8)),
     (widgets.LinearQuantExplorer, "symmetric", (False, True)),
     (widgets.FloatExplorer, "value", ("0.1", "0.2")),
+    (widgets.FloatExplorer, "value", ("1/3", "2**-1074")),
     (widgets.FloatExplorer, "format", ("bf16", "fp8_e4m3fn")),
+    (widgets.FloatExplorer, "format", ("bf16", "fp64")),
+    (widgets.FloatExplorer, "hex", ("3DCD", "7F80")),
+    (widgets.FloatExplorer, "saturate", (False, True)),
+    (widgets.FloatExplorer, "steps", ("next down", "next up")),
+    (widgets.FloatExplorer, "steps", ("code -1", "code +1")),
     (widgets.FormatHistogram, "format", ("fp8_e4m3fn", "fp4_e2m1fn")),
     (widgets.FormatHistogram, "distribution", ("normal", "outliers")),
+    (widgets.FormatHistogram, "scaling", ("per_tensor", "mx")),
+    (widgets.FormatHistogram, "scaling", ("per_tensor", "nvfp4")),
+    (widgets.FormatHistogram, "scale", (0, 3)),
+    (widgets.FormatHistogram, "axis", ("value", "log2|x|")),
 ]
 
 

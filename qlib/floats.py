@@ -47,7 +47,7 @@ from ._float_codec import (
     _keep_payload,
 )
 
-__all__ = ["FORMATS", "SPECIALS", "FloatFormat"]
+__all__ = ["FORMATS", "SPECIALS", "FloatFormat", "flushed"]
 
 SPECIALS = ("ieee", "fn", "fnuz", "none", "e8m0")
 Specials = Literal["ieee", "fn", "fnuz", "none", "e8m0"]
@@ -155,6 +155,35 @@ class FloatFormat:
     def eps(self) -> float:
         """The gap between 1 and the next larger value, ``2^-M``."""
         return float(np.ldexp(1.0, -self.man_bits))
+
+    @property
+    def binades(self) -> float:
+        """The dynamic range in binades, ``log2(max / min_subnormal)``.
+
+        Example:
+            >>> round(FORMATS["fp8_e4m3fn"].binades, 2), FORMATS["e8m0fnu"].binades
+            (17.81, 254.0)
+
+        Taught in ``notebooks/05_low_precision_floats.ipynb``.
+        """
+        return float(np.log2(self.max) - np.log2(self.min_subnormal))
+
+    # ------------------------------------------------------------ specials
+
+    @property
+    def has_inf(self) -> bool:
+        """Whether some codes are infinities (the IEEE-style formats only)."""
+        return self.specials == "ieee"
+
+    @property
+    def has_nan(self) -> bool:
+        """Whether some code is NaN (all but FP6/FP4, whose codes are numbers)."""
+        return self.specials != "none"
+
+    @property
+    def has_negative_zero(self) -> bool:
+        """Whether -0 has a code (not in FNUZ, whose -0 code is NaN, nor E8M0)."""
+        return self.specials in ("ieee", "fn", "none")
 
     # ------------------------------------------------------------ fields
 
@@ -392,6 +421,35 @@ class FloatFormat:
                 f"all_values lists at most 2**16 codes; {self.name} has 2**{self.bits}"
             )
         return self.decode(np.arange(2**self.bits, dtype=np.uint64))
+
+    def positive_values(self) -> NDArray[np.float64]:
+        """The positive finite values, in increasing order (at most 16 bits).
+
+        Example:
+            >>> FORMATS["fp4_e2m1fn"].positive_values().tolist()
+            [0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
+
+        Taught in ``notebooks/05_low_precision_floats.ipynb``.
+        """
+        values = self.all_values()
+        return np.unique(values[np.isfinite(values) & (values > 0)])
+
+
+def flushed(x: ArrayLike, x_q: ArrayLike) -> float:
+    """The share of the values of ``x`` that are not zero but became zero in
+    ``x_q``, their rounded copy: the underflow of a cast or a scaled cast.
+
+    Example:
+        >>> x = [1.0, 1e-3, 0.0, -1e-5]
+        >>> flushed(x, FORMATS["fp8_e4m3fn"].quantize(x))  # 0 was 0 already
+        0.25
+
+    Taught in ``notebooks/05_low_precision_floats.ipynb``.
+    """
+    x, x_q = np.asarray(x), np.asarray(x_q)
+    if x.shape != x_q.shape:
+        raise ValueError(f"x and x_q must have one shape; got {x.shape}, {x_q.shape}")
+    return float(np.mean((x != 0) & (x_q == 0))) if x.size else 0.0
 
 
 FORMATS: dict[str, FloatFormat] = {

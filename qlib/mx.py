@@ -15,6 +15,11 @@ value as a narrow element ``P_i``, standing for ``X * P_i``.
   scale ``amax_block / 6 / s_tensor`` is rounded to E4M3, and the elements are
   ``x / (s_block * s_tensor)`` rounded to E2M1.
 
+* **Per tensor**, the baseline the block formats improve on: one scale for
+  the whole tensor, ``scale = fmt.max / amax`` (Transformer Engine's
+  convention), the element ``fmt.quantize(x * scale)`` and the value
+  ``element / scale``; :func:`per_tensor_quantize`.
+
 Blocks run along the last axis, which is padded with zeros to a whole number
 of blocks.  Taught in ``notebooks/05_low_precision_floats.ipynb``.
 """
@@ -30,7 +35,15 @@ from .floats import FORMATS
 from .integers import decode as int_decode
 from .integers import encode as int_encode
 
-__all__ = ["MX_ELEMENTS", "BlockTensor", "dequantize", "mx_quantize", "nvfp4_quantize"]
+__all__ = [
+    "MX_ELEMENTS",
+    "BlockTensor",
+    "dequantize",
+    "mx_quantize",
+    "nvfp4_quantize",
+    "per_tensor_quantize",
+    "tensor_scale",
+]
 
 MX_ELEMENTS = {
     "mxfp8_e4m3": "fp8_e4m3fn",
@@ -134,6 +147,56 @@ def nvfp4_quantize(x: ArrayLike) -> BlockTensor:
     safe = np.where(block_scale > 0, block_scale, 1.0)
     codes = E2M1.encode(blocks / safe[..., None], saturate=True)
     return BlockTensor("nvfp4", shape, 16, codes, scales, tensor_scale)
+
+
+def _element_max(fmt: str) -> float:
+    if fmt == "int8":
+        return 127.0  # symmetric codes -127..127: -q never overflows
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be 'int8' or one of {tuple(FORMATS)}; got {fmt!r}")
+    return FORMATS[fmt].max
+
+
+def tensor_scale(x: ArrayLike, fmt: str, amax: float | None = None) -> float:
+    """The per-tensor scale ``fmt.max / amax`` (``amax`` defaults to ``max|x|``).
+
+    A calibrated ``amax`` below the tensor's largest magnitude clips (saturates)
+    the values beyond it; one above it leaves headroom.  An all-zero tensor
+    gets the scale 1.
+
+    Example:
+        >>> tensor_scale([0.5, -2.0], "fp8_e4m3fn"), tensor_scale([3.0], "int8")
+        (224.0, 42.333333333333336)
+    """
+    top = _element_max(fmt)
+    if amax is None:
+        x = np.asarray(x, dtype=np.float64)
+        amax = float(np.abs(x).max()) if x.size else 0.0
+    if not (np.isfinite(amax) and amax >= 0):
+        raise ValueError(f"amax must be finite and >= 0; got {amax}")
+    return top / amax if amax > 0 else 1.0
+
+
+def per_tensor_quantize(
+    x: ArrayLike, fmt: str = "fp8_e4m3fn", amax: float | None = None
+) -> NDArray[np.float64]:
+    """``x`` stored with one scale per tensor in ``fmt``, back in ``x``'s units.
+
+    ``amax`` (default ``max|x|``) maps to the format's largest value; values
+    beyond it saturate.  ``fmt`` is a name of :data:`qlib.floats.FORMATS` or
+    ``"int8"`` (symmetric, ``amax`` to 127, round half to even).
+
+    Example:
+        >>> per_tensor_quantize([0.1, 1.0, 4.0], "fp4_e2m1fn").tolist()
+        [0.0, 1.0, 4.0]
+        >>> per_tensor_quantize([0.1, 1.0, 4.0], "fp4_e2m1fn", amax=3.0).tolist()
+        [0.0, 1.0, 3.0]
+    """
+    x = np.asarray(x, dtype=np.float64)
+    scale = tensor_scale(x, fmt, amax)
+    if fmt == "int8":
+        return np.clip(np.rint(x * scale), -127, 127) / scale
+    return FORMATS[fmt].quantize(x * scale, saturate=True) / scale
 
 
 def dequantize(t: BlockTensor) -> NDArray[np.float64]:

@@ -269,3 +269,50 @@ def test_float32_fast_path_equals_the_general_rounding(name):
             keep = ~np.isnan(x)
             fast, general = fast[keep], general[keep]
         assert np.array_equal(fast, general)
+
+
+# ------------------------------------------------ chapter 05's definitions
+
+
+@pytest.mark.parametrize("name", ORACLES)
+def test_specials_binades_and_positive_values_match_the_oracle(name):
+    # every code of the oracle type, decoded by the oracle
+    fmt, dtype = FORMATS[name], ORACLES[name]
+    codes = np.arange(2**fmt.bits, dtype=np.uint64)
+    with np.errstate(invalid="ignore"):
+        values = codes.astype(storage(dtype)).view(dtype).astype(np.float64)
+    assert fmt.has_inf == bool(np.isinf(values).any())
+    assert fmt.has_nan == bool(np.isnan(values).any())
+    assert fmt.has_negative_zero == bool(np.signbit(values[values == 0]).any())
+    finite = values[np.isfinite(values)]
+    positive = np.unique(finite[finite > 0])
+    assert np.array_equal(fmt.positive_values(), positive)
+    assert fmt.binades == pytest.approx(np.log2(positive[-1] / positive[0]), rel=1e-15)
+
+
+def test_wide_formats_have_every_special():
+    # fp32/fp64 against NumPy's bit patterns; tf32 is fp32 with 13 bits dropped
+    for name in ("fp32", "fp64", "tf32"):
+        f = FORMATS[name]
+        assert (f.has_inf, f.has_nan, f.has_negative_zero) == (True, True, True)
+    assert np.isinf(np.array([0x7F800000], np.uint32).view(np.float32)).all()
+    info = np.finfo(np.float32)
+    assert FORMATS["fp32"].binades == pytest.approx(
+        np.log2(float(info.max) / float(info.smallest_subnormal)), rel=1e-15
+    )
+    with pytest.raises(ValueError, match="at most 2\\*\\*16 codes"):
+        FORMATS["fp32"].positive_values()
+
+
+def test_flushed_counts_nonzero_values_stored_as_zero():
+    from qlib.floats import flushed
+
+    x = np.array([1.0, 1e-3, 2.0**-10, 0.0, -0.0, -1e-5])
+    q = FORMATS["fp8_e4m3fn"].quantize(x)
+    # 2**-10 is half the least subnormal 2**-9: a tie, to even (zero)
+    assert q.tolist() == [1.0, 2.0**-9, 0.0, 0.0, -0.0, -0.0]
+    assert flushed(x, q) == 2 / 6  # the zeros were zero already
+    assert flushed([], []) == 0.0
+    assert flushed(x.reshape(2, 3), q.reshape(2, 3)) == 2 / 6
+    with pytest.raises(ValueError, match="one shape"):
+        flushed(x, q[:3])

@@ -99,3 +99,54 @@ def test_bad_input():
         mx.mx_quantize([1.0], "mxfp5")
     with pytest.raises(ValueError, match="x must be finite"):
         mx.mx_quantize([np.nan], "mxfp4")
+
+
+# ------------------------------------------------------------ per tensor
+
+
+def test_per_tensor_maps_amax_to_the_format_max():
+    import ml_dtypes
+
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=4096) * np.exp(rng.normal(0, 2, 4096))).astype(np.float32)
+    for name, dtype in (
+        ("fp8_e4m3fn", ml_dtypes.float8_e4m3fn),
+        ("fp8_e5m2", ml_dtypes.float8_e5m2),
+        ("fp4_e2m1fn", ml_dtypes.float4_e2m1fn),
+    ):
+        top = FORMATS[name].max
+        # a power-of-two scale keeps x * scale exact in float32, so that
+        # ml_dtypes rounds once, as qlib does
+        amax = top / 2.0**5
+        assert mx.tensor_scale(x, name, amax) == 32.0
+        scaled = np.clip(x * np.float32(32), -top, top)  # saturate, then round
+        expected = scaled.astype(dtype).astype(np.float64) / 32
+        assert np.array_equal(mx.per_tensor_quantize(x, name, amax), expected), name
+        # the default amax is max|x|, stored exactly at +-max
+        q = mx.per_tensor_quantize(x, name)
+        i = np.argmax(np.abs(x))
+        assert np.isclose(q[i], x[i], rtol=1e-12) and np.abs(q).max() <= np.abs(x[i])
+
+
+def test_per_tensor_saturates_beyond_a_calibrated_amax():
+    x = np.array([-10.0, -1.0, 0.5, 3.0, 10.0])
+    # scale 448 / 3.5 = 128: -1, 0.5 and 3 land on E4M3 values (-128, 64, 384)
+    q = mx.per_tensor_quantize(x, "fp8_e4m3fn", amax=3.5)
+    assert q.tolist() == [-3.5, -1.0, 0.5, 3.0, 3.5]
+
+
+def test_per_tensor_int8_is_symmetric_round_half_even():
+    # amax 12.7: scale 10, codes rint(10 x) within [-127, 127]
+    x = np.array([-12.7, -0.25, 0.05, 0.15, 1.0, 12.7])
+    q = mx.per_tensor_quantize(x, "int8")
+    assert mx.tensor_scale(x, "int8") == 127 / 12.7
+    np.testing.assert_allclose(q * 10, [-127, -2, 0, 2, 10, 127], atol=1e-12)
+    assert mx.per_tensor_quantize(np.zeros(3), "int8").tolist() == [0.0] * 3
+
+
+def test_per_tensor_bad_arguments():
+    with pytest.raises(ValueError, match="fmt must be 'int8' or one of"):
+        mx.per_tensor_quantize([1.0], "fp7")
+    with pytest.raises(ValueError, match="amax must be finite"):
+        mx.tensor_scale([1.0], "fp8_e4m3fn", amax=-1.0)
+    assert mx.tensor_scale(np.zeros(4), "fp8_e4m3fn") == 1.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 
 import matplotlib
 
@@ -469,11 +470,366 @@ def test_float_explorer_typing_clicking_and_switching():
     ex.controls["format"].value = "fp8_e4m3fn"
     assert len(ex.buttons) == 8 and ex.value == 2.5
     ex.controls["value"].value = "1000"
-    assert np.isnan(ex.value) and "nan" in ex.view.value
+    assert np.isnan(ex.value) and "NaN" in ex.view.value
     ex.controls["format"].value = "fp64"
     assert len(ex.buttons) == 64 and ex.value == 1000.0
     ex.controls["value"].value = "not a number"
     assert "cannot read" in ex.view.value
+
+
+# the value formula the explorer writes, read back: its numbers give the value
+FORMULA = re.compile(
+    r"\(−1\)\^(?P<s>\d) × 2\^\((?P<e>\d+) − (?P<bias>\d+)\) × "
+    r"\((?P<lead>[01]) \+ (?P<m>\d+)/(?P<den>\d+|2\^\d+)\) = .* = (?P<v>\S+)$"
+)
+E8M0_FORMULA = re.compile(r"2\^\((?P<e>\d+) − (?P<bias>\d+)\) = (?P<v>\S+)$")
+
+
+def _ml_dtype(name: str):
+    import ml_dtypes
+
+    special = {
+        "bf16": ml_dtypes.bfloat16,
+        "fp16": np.float16,
+        "e8m0fnu": ml_dtypes.float8_e8m0fnu,
+    }
+    return special.get(name) or getattr(ml_dtypes, "float" + name.removeprefix("fp"))
+
+
+@pytest.mark.parametrize(
+    "name", ["fp4_e2m1fn", "fp6_e3m2fn", "fp8_e4m3fn", "fp8_e5m2fnuz", "e8m0fnu"]
+)
+def test_float_explorer_formula_reproduces_every_code(name):
+    """For every code, the filled-in formula, evaluated exactly, is the value
+    ml_dtypes decodes; its fields are the code's bits."""
+    from fractions import Fraction
+
+    from qlib.floats import FORMATS
+    from qlib.widgets._float_views import decode_rows
+
+    fmt = FORMATS[name]
+    with np.errstate(invalid="ignore"):
+        oracle = (
+            np.arange(2**fmt.bits, dtype=np.uint8)
+            .view(_ml_dtype(name))
+            .astype(np.float64)
+        )
+    for code in range(2**fmt.bits):
+        formula = dict(decode_rows(fmt, code, markup=False))["value"]
+        if np.isnan(oracle[code]):
+            assert formula.startswith("NaN"), (code, formula)
+            continue
+        if name == "e8m0fnu":
+            match = E8M0_FORMULA.fullmatch(formula)
+            exact = Fraction(2) ** (int(match["e"]) - int(match["bias"]))
+        else:
+            match = FORMULA.fullmatch(formula)
+            assert match, (code, formula)
+            den = match["den"]
+            den = 2 ** int(den[2:]) if den.startswith("2^") else int(den)
+            assert den == 2**fmt.man_bits and int(match["bias"]) == fmt.bias
+            shift = int(match["e"]) - int(match["bias"])
+            exact = (-1) ** int(match["s"]) * Fraction(2) ** shift
+            exact *= int(match["lead"]) + Fraction(int(match["m"]), den)
+            # the fields are the code's bits; a subnormal (e = 0) is written
+            # with 2**(1 - bias) and no hidden 1
+            e_field = (code >> fmt.man_bits) % 2**fmt.exp_bits
+            assert int(match["e"]) == max(e_field, 1)
+            assert int(match["lead"]) == (e_field > 0)
+            assert int(match["m"]) == code % 2**fmt.man_bits
+            assert int(match["s"]) == code >> (fmt.bits - 1)
+        assert exact == Fraction(float(oracle[code])), (code, formula)
+
+
+def test_float_explorer_fields_and_subnormals():
+    ex = widgets.FloatExplorer(fmt="bf16", value="0.1")
+    assert ex.fields == (0, 123, 77)
+    assert ex.formula == (
+        "(−1)^0 × 2^(123 − 127) × (1 + 77/128) = 2^−4 × 1.6015625 = 0.10009765625"
+    )
+    assert "e − bias = 123 − 127 = −4" in ex.view.value
+    ex.controls["format"].value = "fp8_e4m3fn"
+    ex.controls["value"].value = "3/512"  # 3 x 2**-9: a subnormal
+    assert ex.fields == (0, 0, 3) and ex.value == 3 / 512
+    assert ex.formula.startswith("(−1)^0 × 2^(1 − 7) × (0 + 3/8)")
+    assert "subnormal: only 2 significant bits are left" == ex.note
+    ex.controls["value"].value = "1e-4"  # below 2**-10, half the least subnormal
+    assert ex.value == 0 and ex.note.startswith("underflow")
+
+
+def test_float_explorer_steps_walk_the_codes_and_the_values():
+    from qlib.floats import FORMATS
+
+    ex = widgets.FloatExplorer(fmt="fp8_e4m3fn", value="-448")
+    seen = [ex.value]
+    while True:
+        before = ex.code
+        ex.steps["next up"].click()
+        if ex.code == before:
+            break
+        seen.append(ex.value)
+    # every finite value once, in increasing order (-0 and +0 count as one)
+    values = FORMATS["fp8_e4m3fn"].all_values()
+    assert seen == sorted(set(values[np.isfinite(values)].tolist()))
+    assert "none: 448 is the largest value" in ex.view.value
+    assert "has no infinity" in ex.view.value
+    for _ in range(3):
+        ex.steps["next down"].click()
+    assert ex.value == 352.0  # 448, 416, 384, 352
+    ex.controls["hex"].value = "0"
+    for code in range(1, 2**8 + 1):  # code +1 visits every code and wraps
+        ex.steps["code +1"].click()
+        assert ex.code == code % 2**8
+        assert ex.controls["hex"].value == f"{ex.code:02X}"
+    ex.steps["code -1"].click()
+    assert ex.code == 0xFF and np.isnan(ex.value)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "top", "up", "code_up"),
+    [
+        (
+            "fp4_e2m1fn",
+            "6",
+            "no infinity and no NaN",
+            "0x8 = −0 (the sign bit turns on)",
+        ),
+        ("fp8_e4m3fn", "448", "no infinity", "0x7F = NaN"),
+        ("fp8_e4m3fnuz", "240", "no infinity", "0x80 = NaN (the sign bit turns on)"),
+        ("bf16", "3.3895313892515355e+38", "+inf", "0x7F80 = +inf"),
+    ],
+)
+def test_float_explorer_says_what_lies_past_the_largest_value(fmt, top, up, code_up):
+    ex = widgets.FloatExplorer(fmt=fmt, value=top)
+    assert ex.value == widgets.floats._floats.FORMATS[fmt].max
+    text = ex.view.value
+    assert up in text and code_up in text
+    ex.steps["next up"].click()
+    if fmt == "bf16":
+        assert ex.value == np.inf  # IEEE-style: infinity is next
+    else:
+        assert ex.value == float(top)  # nothing above: the button stays
+
+
+def test_float_explorer_hex_entry():
+    ex = widgets.FloatExplorer(fmt="bf16", value="1")
+    assert ex.controls["hex"].value == "3F80"
+    ex.controls["hex"].value = "0x7f80"
+    assert ex.value == np.inf and ex.controls["value"].value == "inf"
+    ex.controls["hex"].value = "FFC1"
+    assert np.isnan(ex.value) and ex.pattern == "1111111111000001"
+    ex.controls["hex"].value = "1_0000"
+    assert "codes of bf16 are 0x0 to 0xFFFF" in ex.view.value
+    ex.controls["hex"].value = "xyz"
+    assert "cannot read" in ex.view.value and "hexadecimal" in ex.view.value
+
+
+@pytest.mark.parametrize(
+    ("fmt", "typed", "plain", "saturated", "note"),
+    [
+        ("fp8_e4m3fn", "1000", np.nan, 448.0, "becomes NaN"),
+        ("fp8_e4m3fn", "460", 448.0, 448.0, "within half a step"),
+        ("fp8_e5m2", "1e6", np.inf, 57344.0, "rounds to infinity"),
+        ("fp4_e2m1fn", "-100", -6.0, -6.0, "it saturates to ±6"),
+    ],
+)
+def test_float_explorer_saturate_and_its_note(fmt, typed, plain, saturated, note):
+    ex = widgets.FloatExplorer(fmt=fmt, value=typed)
+    assert np.array_equal(ex.value, plain, equal_nan=True)
+    assert note in ex.note and html_escape(ex.note) in ex.view.value
+    ex.controls["saturate"].value = True
+    assert ex.value == saturated
+    assert ex.note.startswith("beyond the largest value")
+
+
+def test_float_explorer_takes_the_largest_float64_into_every_format():
+    # near 2**1024 the rounding of narrower formats overflows float64 on the
+    # way; the explorer shows the result and raises no warning
+    ex = widgets.FloatExplorer(fmt="fp64", value=repr(float(np.finfo(np.float64).max)))
+    stored = {name: value for name, _, value, _ in ex.comparison}
+    assert stored["fp64"] == np.finfo(np.float64).max
+    assert stored["bf16"] == np.inf and np.isnan(stored["fp8_e4m3fn"])
+    assert stored["fp4_e2m1fn"] == 6.0
+    ex.controls["format"].value = "fp16"
+    assert ex.value == np.inf and "rounds to infinity" in ex.note
+
+
+def test_float_explorer_every_format_matches_ml_dtypes_and_numpy():
+    from decimal import Decimal
+
+    from qlib.floats import FORMATS
+
+    x32 = np.float32(0.1)  # a float32: every cast below rounds once
+    typed = str(Decimal(float(x32)))  # its exact decimal, 0.100000001490116...
+    ex = widgets.FloatExplorer(fmt="fp8_e5m2", value=typed)
+    rows = {name: (code, stored) for name, code, stored, _ in ex.comparison}
+    assert list(rows) == list(FORMATS)
+    for name in FORMATS:
+        if name in ("fp64", "fp32", "tf32"):
+            continue
+        expected = x32.astype(_ml_dtype(name))
+        assert rows[name][1] == float(expected), name
+    assert rows["fp64"][1] == rows["fp32"][1] == float(x32)
+    assert "<b>fp8_e5m2" in ex.view.value  # the format shown, in bold
+    errors = {name: error for name, _, _, error in ex.comparison}
+    assert errors["fp32"] == "exact" and errors["fp4_e2m1fn"] == "flushed to 0"
+
+
+def test_float_explorer_reads_arithmetic_exactly():
+    from fractions import Fraction
+
+    ex = widgets.FloatExplorer(fmt="fp64", value="1/3")
+    assert ex.typed == Fraction(1, 3) and ex.value == 1 / 3
+    err = (Fraction(1 / 3) - Fraction(1, 3)) / Fraction(1, 3)
+    shown = f"relative {float(abs(err)):.3e}".replace("-", "\N{MINUS SIGN}")
+    assert shown in ex.view.value  # 5.551e-17
+    ex.controls["value"].value = "-2**-1074"
+    assert ex.value == -5e-324 and ex.code == 0x8000000000000001
+    ex.controls["value"].value = "2^-1075"  # a tie between 0 and 2**-1074: to 0
+    assert ex.value == 0.0 and ex.note.startswith("underflow")
+    ex.controls["value"].value = "10**400"
+    assert ex.value == np.inf
+    for bad in ("1/0", "import os", "2**0.5", "1e"):
+        ex.controls["value"].value = bad
+        assert "cannot read" in ex.view.value or "powers" in ex.view.value, bad
+
+
+def test_float_explorer_number_lines():
+    ex = widgets.FloatExplorer(fmt="fp4_e2m1fn", value="1.3")
+    svg = ex.view.value[ex.view.value.index("<svg") :]
+    assert ex.value == 1.5 and "rounds to this code" in svg
+    # the neighbours 1 and 2 and the value 1.5, labelled on the linear line
+    for label in (">1<", ">1.5<", ">2<"):
+        assert label in svg
+    assert svg.count("<circle") == 2  # the typed 1.3, on both lines
+    ex.controls["value"].value = "nan"  # FP4 has no NaN: ml_dtypes writes -0
+    assert ex.code == 0x8 and "has no NaN" in ex.note
+    ex.controls["format"].value = "fp8_e4m3fn"
+    assert np.isnan(ex.value) and "NaN has no place on the line" in ex.view.value
+
+
+def test_float_explorer_bad_arguments():
+    with pytest.raises(ValueError, match="fmt must be one of"):
+        widgets.FloatExplorer(fmt="fp7")
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def _nearest_on_grid(v: np.ndarray, name: str) -> np.ndarray:
+    """v rounded to nearest (ties to the even code) among every finite value
+    ml_dtypes decodes, after clamping to +-max: an oracle in float64."""
+    fmt = widgets.floats._floats.FORMATS[name]
+    with np.errstate(invalid="ignore"):
+        values = (
+            np.arange(2**fmt.bits, dtype=np.uint8)
+            .view(_ml_dtype(name))
+            .astype(np.float64)
+        )
+    codes = np.flatnonzero(np.isfinite(values))
+    grid, order = np.unique(values[codes], return_index=True)  # +0 before -0
+    even = (codes[order] % 2 == 0) | (grid == 0)
+    v = np.clip(v, grid[0], grid[-1])
+    hi = np.clip(np.searchsorted(grid, v), 1, grid.size - 1)
+    lo = hi - 1
+    d_lo, d_hi = v - grid[lo], grid[hi] - v
+    pick_hi = (d_hi < d_lo) | ((d_hi == d_lo) & even[hi])
+    return np.where(pick_hi, grid[hi], grid[lo])
+
+
+@pytest.mark.parametrize("name", ["fp8_e4m3fn", "fp4_e2m1fn", "fp6_e3m2fn"])
+def test_format_histogram_per_tensor_against_a_grid_oracle(name):
+    from qlib import mx
+
+    ex = widgets.FormatHistogram(fmt=name, distribution="laplace")
+    x = ex.samples["laplace"]
+    for k in (0, 2, -3):
+        ex.controls["scale"].value = k
+        amax = np.abs(x).max() * 2.0**-k  # the range mapped to the format's max
+        assert ex.range == amax and ex.scale == mx.tensor_scale(x, name, amax)
+        expected = _nearest_on_grid(x * ex.scale, name) / ex.scale
+        np.testing.assert_array_equal(ex.x_q, expected)
+        assert ex.saturated == np.mean(np.abs(x) > amax)
+        assert ex.flushed == np.mean((x != 0) & (expected == 0))
+        assert f"{ex.flushed:.1%} flushed to 0" in ex.ax.get_title()
+
+
+def test_format_histogram_block_modes_are_qlib_mx():
+    from qlib import mx
+
+    ex = widgets.FormatHistogram(fmt="fp4_e2m1fn", distribution="outliers")
+    x = ex.samples["outliers"]
+    per_tensor = ex.sqnr
+    ex.controls["scaling"].value = "mx"
+    np.testing.assert_array_equal(ex.x_q, mx.mx_quantize(x, "mxfp4").dequantize())
+    assert ex.sqnr > per_tensor + 5 and ex.controls["scale"].disabled
+    assert "block scales 2^" in ex.ax.get_title()
+    assert ex.grid_lines() == 0  # each block has its own grid: none drawn
+    ex.controls["scaling"].value = "nvfp4"
+    np.testing.assert_array_equal(ex.x_q, mx.nvfp4_quantize(x).dequantize())
+    # NVFP4 has E2M1 elements; another element format goes back to MX
+    ex.controls["format"].value = "fp8_e5m2"
+    assert ex.controls["scaling"].value == "mx"
+    np.testing.assert_array_equal(ex.x_q, mx.mx_quantize(x, "mxfp8_e5m2").dequantize())
+    ex.controls["scaling"].value = "nvfp4"
+    assert ex.controls["format"].value == "fp4_e2m1fn"
+    ex.controls["format"].value = "bf16"  # no MX variant: per tensor
+    assert ex.controls["scaling"].value == "per_tensor"
+    assert not ex.controls["scale"].disabled
+    ex.controls["scaling"].value = "mx"  # and MX picks an element
+    assert ex.controls["format"].value == "fp8_e4m3fn"
+
+
+@pytest.mark.parametrize("axis", ["value", "log2|x|"])
+def test_format_histogram_axis_shows_every_value_and_errors_in_data_units(axis):
+    ex = widgets.FormatHistogram(fmt="fp4_e2m1fn", axis=axis)
+    for data in ex.DISTRIBUTIONS:
+        ex.controls["distribution"].value = data
+        x = ex.samples[data]
+        lo, hi = ex.ax.get_xlim()
+        u = x / np.abs(x).max() if axis == "value" else np.log2(np.abs(x))
+        assert lo < u.min() and u.max() < hi, data  # the outliers are on the axis
+        stairs = ex.panel.hist.get_data()
+        counted = stairs.values[stairs.values >= 1].sum()
+        assert counted == x.size
+        xs, ys = ex.panel.dots.get_data()
+        np.testing.assert_array_equal(xs, u[::4])
+        np.testing.assert_array_equal(ys, np.maximum(np.abs(ex.x_q - x)[::4], 1.5e-8))
+
+
+def test_format_histogram_errors_stay_under_half_the_gap():
+    from qlib.floats import FORMATS
+
+    ex = widgets.FormatHistogram(fmt="fp6_e3m2fn", distribution="normal")
+    ex.controls["axis"].value = "log2|x|"
+    for k in (0, 2):
+        ex.controls["scale"].value = k
+        x = ex.samples["normal"]
+        bx, by = (np.asarray(a) for a in ex.panel.bound.get_data())
+        inside = np.abs(x) <= ex.range
+        i = np.searchsorted(bx, np.log2(np.abs(x[inside])), side="right") - 1
+        e = np.abs(ex.x_q - x)[inside]
+        assert np.all(e[i >= 0] <= by[i[i >= 0]] * (1 + 1e-12))
+        # below the first grid value: rounded to 0 or to it
+        assert np.all(e[i < 0] <= FORMATS["fp6_e3m2fn"].min_subnormal / ex.scale / 2)
+        # the grid lines are the format's values, scaled into data units
+        grid = np.log2(FORMATS["fp6_e3m2fn"].positive_values() / ex.scale)
+        shown = grid[(grid >= -20) & (grid <= 8)]
+        assert ex.grid_lines() == shown.size
+
+
+def test_format_histogram_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="fmt must be one of"):
+        widgets.FormatHistogram(fmt="fp8_e4m3fnuz")
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        widgets.FormatHistogram(scaling="per row")
+    with pytest.raises(ValueError, match="axis must be one of"):
+        widgets.FormatHistogram(axis="log")
+    with pytest.raises(ValueError, match=r"scale must be an integer in \[-6, 6\]"):
+        widgets.FormatHistogram(scale=7)
 
 
 def test_format_histogram_follows_format_and_data():
@@ -511,6 +867,9 @@ FIGURE_EXPLORERS = {
     "FormatHistogram": {
         "format": ["fp4_e2m1fn", "bf16", "fp6_e3m2fn"],
         "distribution": ["outliers", "laplace", "normal"],
+        "scale": [3, -4],
+        "axis": ["log2|x|", "value", "log2|x|"],
+        "scaling": ["mx", "nvfp4", "per_tensor"],
     },
     "QFormatExplorer": {
         "int_bits": [0, 7, 2],

@@ -1,32 +1,60 @@
 """Explorers of chapters 04 and 05: a float format bit by bit, and a sample in it.
 
-Each is built on :mod:`qlib.floats`.  Taught in ``notebooks/04_ieee754.ipynb``
-(:class:`FloatExplorer`) and ``notebooks/05_low_precision_floats.ipynb``
-(:class:`FormatHistogram`).
+Each is built on :mod:`qlib.floats` (and :mod:`qlib.mx` for the scales).
+Taught in ``notebooks/04_ieee754.ipynb`` (:class:`FloatExplorer`) and
+``notebooks/05_low_precision_floats.ipynb`` (:class:`FormatHistogram`).
 """
 
 from __future__ import annotations
 
+import functools
 import html
+import math
+from fractions import Fraction
+from typing import ClassVar
 
 import ipywidgets as widgets
 import numpy as np
+from matplotlib.patches import Rectangle
 
 from .. import floats as _floats
+from .. import mx as _mx
 from .. import signals as _signals
-from ..plot import COLORS, new_figure
+from ..plot import COLORS, Layers, new_figure
 from ._explorer import Explorer, _png_view
+from ._float_views import (
+    decode_rows,
+    every_format,
+    exact,
+    neighbour_rows,
+    num,
+    number_line,
+    parse_real,
+    to_float,
+)
 
 __all__ = ["FloatExplorer", "FormatHistogram"]
+
+
+def _choice(value: object, name: str, options) -> object:
+    if value not in options:
+        raise ValueError(
+            f"{name} must be one of {', '.join(map(str, options))}; got {value!r}"
+        )
+    return value
 
 
 class FloatExplorer(Explorer):
     """Any format of :data:`qlib.floats.FORMATS`, bit by bit.
 
-    Pick a format, type a value or click bits; the table shows the sign,
-    exponent and mantissa fields colour-coded, the exact decimal value, its
-    class, its neighbours, its ULP, and how far the typed value moved when it
-    was rounded into the format.
+    Type a value (a decimal, or arithmetic such as ``1/3`` or ``2**-9``), a
+    code in hexadecimal, or click bits; step one code or one value up or
+    down.  The view decodes the fields (``e``, ``e - bias``, ``m``) and writes
+    the value formula with its numbers, the exact decimal value, the next
+    values and codes (and what lies past the largest value), the rounding
+    error of the typed value, an overflow note (``saturate`` clamps to the
+    largest value first), the value's place on two number lines, and the same
+    value rounded into every format side by side.
 
     Example:
         >>> ex = FloatExplorer(fmt="bf16", value=0.1)
@@ -35,43 +63,76 @@ class FloatExplorer(Explorer):
         >>> ex.controls["value"].value = "-2.5"
         >>> ex.code == 0xC020
         True
+        >>> ex.steps["code +1"].click()
+        >>> ex.value
+        -2.515625
 
     Taught in ``notebooks/04_ieee754.ipynb``.
     """
 
     title = "float explorer"
     colours = (COLORS["vermillion"], COLORS["blue"], COLORS["green"])  # s, e, m
+    STEPS: ClassVar[dict[str, str]] = {
+        "code -1": "code \N{MINUS SIGN}1",
+        "code +1": "code +1",
+        "next down": "\N{BLACK LEFT-POINTING TRIANGLE} next down",
+        "next up": "next up \N{BLACK RIGHT-POINTING TRIANGLE}",
+    }
 
-    def __init__(self, fmt: str = "bf16", value: float | str = 0.1) -> None:
-        if fmt not in _floats.FORMATS:
-            raise ValueError(
-                f"fmt must be one of {tuple(_floats.FORMATS)}; got {fmt!r}"
-            )
+    def __init__(
+        self, fmt: str = "bf16", value: float | str = 0.1, *, saturate: bool = False
+    ) -> None:
+        _choice(fmt, "fmt", tuple(_floats.FORMATS))
         self.controls = {
             "format": widgets.Dropdown(
                 options=list(_floats.FORMATS), value=fmt, description="format"
             ),
             "value": widgets.Text(
-                value=str(value), description="value", continuous_update=False
+                value=str(value),
+                description="value",
+                placeholder="0.1, 1/3, 2**-9, inf",
+                continuous_update=False,
+            ),
+            "hex": widgets.Text(
+                description="code 0x",
+                continuous_update=False,
+                layout=widgets.Layout(width="14em"),
+            ),
+            "saturate": widgets.Checkbox(
+                value=bool(saturate), description="saturate", indent=False
             ),
         }
+        self.steps = {}
+        for key, label in self.STEPS.items():
+            button = widgets.Button(
+                description=label, layout=widgets.Layout(width="9em")
+            )
+            button.on_click(functools.partial(self._on_step, key))
+            self.steps[key] = button
         self.view = widgets.HTML()
         self.bit_row = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
         self.buttons: list[widgets.ToggleButton] = []
+        self._rows: dict[tuple, list[widgets.ToggleButton]] = {}
         self.code = 0
+        self.typed: Fraction | float | None = None
         self._from = "value"
         self._built = None
-        top = widgets.HBox([self.controls["format"], self.controls["value"]])
-        self._finish(widgets.VBox([top, self.bit_row, self.view]))
+        c = self.controls
+        top = widgets.HBox([c["format"], c["value"], c["hex"], c["saturate"]])
+        self._finish(
+            widgets.VBox(
+                [top, widgets.HBox(list(self.steps.values())), self.bit_row, self.view]
+            )
+        )
 
     @property
-    def fmt(self):
+    def fmt(self) -> _floats.FloatFormat:
         return _floats.FORMATS[self.controls["format"].value]
 
     def _on_change(self, change: dict) -> None:
         if self._busy:
             return
-        self._from = "value"
+        self._from = "hex" if change["owner"] is self.controls["hex"] else "value"
         self.update()
 
     def _on_bit(self, change: dict) -> None:
@@ -81,55 +142,132 @@ class FloatExplorer(Explorer):
         self.code = sum(
             1 << (bits - 1 - i) for i, b in enumerate(self.buttons) if b.value
         )
-        self._from = "bits"
+        self._from = "code"
+        self.update()
+
+    def _on_step(self, key: str, _button=None) -> None:
+        fmt = self.fmt
+        if key.startswith("code"):
+            self.code = (self.code + (1 if key.endswith("+1") else -1)) % 2**fmt.bits
+        else:
+            step = fmt.next_up if key == "next up" else fmt.next_down
+            moved = float(step(self.value))
+            if math.isnan(moved) or moved == self.value:
+                return  # no value past the end (the table says why)
+            self.code = int(fmt.encode(np.float64(moved)))
+        self._from = "code"
         self.update()
 
     def _build_buttons(self) -> None:
+        """Show the format's bit buttons, made once per layout of the fields."""
         fmt = self.fmt
-        parts = [0] * int(fmt.signed) + [1] * fmt.exp_bits + [2] * fmt.man_bits
-        self.buttons = []
-        for part in parts:
-            button = widgets.ToggleButton(
-                description="0",
-                tooltip=("sign", "exponent", "mantissa")[part],
-                layout=widgets.Layout(width="2.2em"),
-                button_style=("danger", "info", "success")[part],
-            )
-            button.observe(self._on_bit, names="value")
-            self.buttons.append(button)
+        layout = (fmt.signed, fmt.exp_bits, fmt.man_bits)
+        if layout not in self._rows:
+            parts = [0] * int(fmt.signed) + [1] * fmt.exp_bits + [2] * fmt.man_bits
+            row = []
+            for part in parts:
+                button = widgets.ToggleButton(
+                    description="0",
+                    tooltip=("sign", "exponent", "mantissa")[part],
+                    layout=widgets.Layout(width="2.2em"),
+                    button_style=("danger", "info", "success")[part],
+                )
+                button.observe(self._on_bit, names="value")
+                row.append(button)
+            self._rows[layout] = row
+        self.buttons = self._rows[layout]
         self.bit_row.children = self.buttons
         self._built = fmt.name
 
-    def _redraw(self) -> None:
-        from decimal import Decimal, InvalidOperation
+    def _read(self) -> str | None:
+        """Set ``code`` (and ``typed``) from the control that changed; an error
+        message if it cannot be read."""
+        fmt = self.fmt
+        if self._from == "value":
+            text = self.controls["value"].value
+            try:
+                self.typed = parse_real(text)
+            except ValueError:
+                return (
+                    f"cannot read <code>{html.escape(text.strip())}</code> as a number"
+                )
+            x = np.float64(to_float(self.typed))
+            with np.errstate(over="ignore"):  # from 2**1023 up, rounding overflows
+                code = fmt.encode(x, saturate=self.controls["saturate"].value)
+            self.code = int(code)
+        elif self._from == "hex":
+            text = self.controls["hex"].value.strip().lower().replace("_", "")
+            try:
+                code = int(text.removeprefix("0x"), 16)
+            except ValueError:
+                code_text = f"<code>{html.escape(text)}</code>"
+                return f"cannot read {code_text} as a hexadecimal code"
+            if not 0 <= code < 2**fmt.bits:
+                top = f"0x{2**fmt.bits - 1:X}"
+                return f"codes of {fmt.name} are 0x0 to {top}; got 0x{code:X}"
+            self.code, self.typed = code, None
+        else:
+            self.typed = None
+        return None
 
+    def _redraw(self) -> None:
         fmt = self.fmt
         if self._built != fmt.name:
             self._build_buttons()
             self._from = "value"
-        typed = self.controls["value"].value.strip()
-        error_row = ""
-        if self._from == "value":
-            try:
-                exact_typed = Decimal(typed)
-                x = float(typed)
-            except (ValueError, InvalidOperation):
-                self.view.value = f"<p>cannot read <code>{html.escape(typed)}</code>"
-                return
-            self.code = int(fmt.encode(np.float64(x)))
+        problem = self._read()
+        if problem:
+            self.view.value = f"<p>{problem}</p>"
+            return
         self.value = float(fmt.decode(self.code))
+        self.pattern = format(self.code, f"0{fmt.bits}b")
+        digits = (fmt.bits + 3) // 4
         self._busy = True
         try:
             for i, button in enumerate(self.buttons):
-                bit = self.code >> (fmt.bits - 1 - i) & 1
-                button.value = bool(bit)
-                button.description = str(bit)
-            if self._from == "bits":
+                bit = self.pattern[i]
+                button.value = bit == "1"
+                button.description = bit
+            self.controls["hex"].value = f"{self.code:0{digits}X}"
+            if self._from != "value":
                 self.controls["value"].value = repr(self.value)
-                exact_typed = None
         finally:
             self._busy = False
-        self.pattern = format(self.code, f"0{fmt.bits}b")
+        self.fields = tuple(int(f) for f in fmt.fields(self.code))
+        x = to_float(self.typed) if self.typed is not None else self.value
+        self.note = self._note(x)
+        rows = decode_rows(fmt, self.code)
+        self.formula = dict(decode_rows(fmt, self.code, markup=False))["value"]
+        rows.append(("class", str(fmt.classify(self.code))))
+        if math.isfinite(self.value):
+            rows.append(
+                (
+                    "ULP (gap to the next value up in magnitude)",
+                    num(fmt.ulp(self.value)),
+                )
+            )
+        rows += [(k, html.escape(v)) for k, v in neighbour_rows(fmt, self.code)]
+        is_exact = isinstance(self.typed, Fraction)
+        if is_exact:
+            rows.append(("typed", html.escape(self.controls["value"].value.strip())))
+            if math.isfinite(self.value):
+                err = Fraction(self.value) - self.typed
+                rel = abs(err / self.typed) if self.typed != 0 else Fraction(0)
+                text = f"{to_float(err):.6e} (relative {float(rel):.3e})"
+                rows.append(
+                    (
+                        "rounding error (stored − typed)",
+                        "0: stored exactly" if err == 0 else text.replace("-", "−"),
+                    )
+                )
+        if self.note:
+            rows.append(("note", html.escape(self.note)))
+        self.comparison, block = every_format(
+            x,
+            self.typed if is_exact else None,
+            self.controls["saturate"].value,
+            fmt.name,
+        )
         cut = [int(fmt.signed), int(fmt.signed) + fmt.exp_bits]
         fields = (
             self.pattern[: cut[0]],
@@ -140,52 +278,201 @@ class FloatExplorer(Explorer):
             f"<span style='color:{c}'>{f}</span>"
             for c, f in zip(self.colours, fields, strict=True)
         )
-        kind = str(fmt.classify(self.code))
-        finite = np.isfinite(self.value)
-        exact = str(Decimal(self.value)) if finite else str(self.value)
-        rows = [
-            ("fields (s | e | m)", " | ".join(f or "-" for f in fields)),
-            ("value", exact),
-            ("class", kind),
-        ]
-        if finite:
-            rows += [
-                ("next down", repr(float(fmt.next_down(self.value)))),
-                ("next up", repr(float(fmt.next_up(self.value)))),
-                ("ULP", repr(float(fmt.ulp(self.value)))),
-            ]
-        if self._from == "value" and finite and exact_typed is not None:
-            err = Decimal(self.value) - exact_typed
-            rel = abs(err / exact_typed) if exact_typed != 0 else Decimal(0)
-            error_row = f"{err:.6e} (relative {rel:.3e})"
-            rows.append(("rounding error (stored - typed)", error_row))
         body = "".join(
-            f"<tr><td style='text-align:left'>{html.escape(k)}</td>"
-            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            "<tr><td style='text-align:left;vertical-align:top;white-space:nowrap'>"
+            f"{html.escape(k)}</td>"
+            f"<td style='text-align:left;overflow-wrap:anywhere'>{v}</td></tr>"
             for k, v in rows
         )
+        shown = num(x) + (", saturating" if self.controls["saturate"].value else "")
         self.view.value = (
             f"<p>{html.escape(fmt.name)}: code <code>{coloured}</code> = "
-            f"0x{self.code:0{(fmt.bits + 3) // 4}X}</p>"
+            f"0x{self.code:0{digits}X}</p>"
             "<table><tr><th style='text-align:left'>what</th>"
             f"<th style='text-align:left'>{html.escape(fmt.name)}</th></tr>"
             f"{body}</table>"
+            + number_line(fmt, self.code, x if self.typed is not None else None)
+            + f"<p style='margin-bottom:0'>{html.escape(shown)} in every format:</p>"
+            + block
         )
+
+    def _note(self, x: float) -> str:
+        """What happened to a typed value at the ends of the range."""
+        fmt, value = self.fmt, self.value
+        if self.typed is None:
+            return ""
+        if math.isnan(x):
+            if fmt.has_nan:
+                return ""
+            return (
+                f"{fmt.name} has no NaN: casts write a NaN as a zero "
+                f"({exact(value)} here), as ml_dtypes does"
+            )
+        if fmt.specials == "e8m0" and x <= 0:
+            return f"{fmt.name} has no sign and no zero: it holds powers of two only"
+        if abs(self.typed) > fmt.max:
+            top = num(fmt.max)
+            if self.controls["saturate"].value:
+                return f"beyond the largest value {top}: saturate clamps it to ±{top}"
+            if math.isinf(value):
+                return (
+                    f"overflow: beyond the largest value {top}, it rounds to infinity"
+                )
+            if math.isnan(value):
+                return (
+                    f"overflow: {fmt.name} has no infinity, so a value past its top "
+                    "becomes NaN (tick saturate to clamp it instead)"
+                )
+            if not fmt.has_nan:
+                return f"{fmt.name} has no infinity and no NaN: it saturates to ±{top}"
+            return (
+                f"beyond the largest value {top}, but within half a step: rounds to it"
+            )
+        if value == 0 and self.typed != 0:
+            half = num(fmt.min_subnormal / 2)
+            return (
+                f"underflow: at most half the smallest subnormal ({half}), "
+                "so it rounds to 0"
+            )
+        if fmt.classify(self.code) == "subnormal":
+            kept = self.fields[2].bit_length()
+            bits = "bit is" if kept == 1 else "bits are"
+            return f"subnormal: only {kept} significant {bits} left"
+        return ""
+
+
+class _Panel:
+    """One figure of :class:`FormatHistogram`: an x axis (the value over the
+    sample's largest magnitude, or log2 of the magnitude), its artists and its
+    kept picture."""
+
+    def __init__(self, axis: str, samples: dict, amax: dict) -> None:
+        self.axis = axis
+        if axis == "value":
+            self.lim, self.edges = (-1.05, 1.05), np.linspace(-1.05, 1.05, 211)
+            xlabel = "value / max|x| of the sample"
+        else:
+            self.lim, self.edges = (-20.0, 8.0), np.linspace(-20, 8, 169)
+            xlabel = r"$\log_2 |x|$"
+        self.u = {k: self.coordinate(x, amax[k]) for k, x in samples.items()}
+        self.counts = {
+            k: np.maximum(np.histogram(u, self.edges)[0], 0.7)
+            for k, u in self.u.items()
+        }
+        self.fig, (self.ax, self.ax_err) = new_figure(2, 1, figsize=(6.4, 4.8))
+        ax, top = self.ax, 1e4  # the band above 1e4 keeps the legend clear
+        self.hist = ax.stairs(
+            self.counts["normal"],
+            self.edges,
+            fill=True,
+            color=COLORS["sky"],
+            baseline=0.7,
+            label="data",
+        )
+        # one line with breaks (NaN) between the grid's vertical strokes: one
+        # path to transform onto the log axis, not one per stroke
+        (self.grid,) = ax.plot(
+            [], [], color=COLORS["vermillion"], lw=0.6, label="format's grid (scaled)"
+        )
+        self.spans = [
+            Rectangle(
+                (0, 0.7),
+                0,
+                top - 0.7,
+                color=colour,
+                alpha=0.18,
+                lw=0,
+                label=label,
+                zorder=0.5,
+            )
+            for colour, label in (
+                (COLORS["purple"], "rounds to 0"),
+                (COLORS["orange"], "saturates"),
+                (COLORS["orange"], None),
+            )
+        ]
+        for span in self.spans:
+            ax.add_patch(span)
+        ax.set(
+            xlim=self.lim, ylim=(0.7, 2e5), yscale="log", ylabel="count", xlabel=xlabel
+        )
+        ax.legend(loc="upper right", ncol=4, fontsize=8, frameon=False)
+        ax.set_title(" \n ", fontsize=9)
+        err = self.ax_err
+        (self.dots,) = err.plot(
+            [], [], ".", ms=1.5, color=COLORS["blue"], label="each value"
+        )
+        (self.bound,) = err.plot(
+            [],
+            [],
+            color=COLORS["black"],
+            lw=0.9,
+            drawstyle="steps-post",
+            label="half the gap (largest rounding error)",
+        )
+        (self.diagonal,) = err.plot(
+            [], [], ":", color=COLORS["purple"], lw=1.2, label="|error| = |x|: flushed"
+        )
+        err.set(
+            xlim=self.lim,
+            ylim=(1e-8, 1e5),
+            yscale="log",
+            xlabel=xlabel,
+            ylabel="|error| (data units)",
+        )
+        err.legend(loc="upper right", ncol=3, fontsize=8, frameon=False)
+        # a fixed layout: constrained layout costs 0.3 s per figure here
+        self.fig.set_layout_engine("none")
+        ax.set_position([0.1, 0.58, 0.88, 0.33])
+        err.set_position([0.1, 0.09, 0.88, 0.36])
+        self.moving = [
+            self.hist,
+            self.grid,
+            *self.spans,
+            self.dots,
+            self.bound,
+            self.diagonal,
+            ax.title,
+        ]
+        self.layers: Layers | None = None
+
+    def coordinate(self, x: np.ndarray, amax: float) -> np.ndarray:
+        if self.axis == "value":
+            return x / amax
+        with np.errstate(divide="ignore"):
+            return np.log2(np.abs(x))
 
 
 class FormatHistogram(Explorer):
-    """A sample (normal, Laplace, or normal with outliers) rounded to a format.
+    """A sample (normal, Laplace, or normal with 1 % outliers of 20 times the
+    bulk) stored in a low-precision format with one scale per tensor
+    (``scaling="per_tensor"``, :func:`qlib.mx.per_tensor_quantize`) or with the
+    block scales of OCP MX (``"mx"``: E8M0 per 32 values) or NVFP4
+    (``"nvfp4"``: E4M3 per 16 and an FP32 tensor scale), through :mod:`qlib.mx`.
 
-    The sample is scaled so that its largest magnitude maps to the format's
-    largest value (per-tensor scaling), rounded, and scaled back.  The figure
-    shows the sample's histogram, the format's grid (scaled), and the error in
-    units of the largest possible one: half the gap between the format's two
-    largest values (scaled), so that every format fills the same axes.
+    Controls: ``format``, ``distribution``, ``scaling``, ``scale`` (per tensor:
+    the scale is ``2**k * fmt.max / max|x|``; ``k = 0`` maps the largest
+    magnitude to the format's largest value, ``k > 0`` saturates the values
+    above ``2**-k * max|x|`` to resolve the small ones more finely, ``k < 0``
+    leaves headroom) and ``axis`` (the value over ``max|x|``, or ``log2|x|``,
+    where a float's binades are evenly spaced and flushing is seen).
+
+    The top panel shows the sample's histogram (log counts, so that the
+    outliers show), the format's grid scaled into data units, and the ranges
+    that round to zero or saturate; the bottom panel the size of each value's
+    error, in data units, with the largest rounding error of the grid (half
+    its gap).  Exact values sit on the floor of the error axis.  A format with
+    no MX variant (bf16) switches the scaling to per tensor; NVFP4 stores
+    E2M1 elements.
 
     Example:
         >>> ex = FormatHistogram(fmt="fp8_e4m3fn", distribution="normal")
         >>> ex.controls["format"].value = "fp4_e2m1fn"
         >>> bool(ex.sqnr < 25)
+        True
+        >>> ex.controls["distribution"].value = "outliers"
+        >>> ex.controls["scaling"].value = "mx"
+        >>> bool(ex.sqnr > 10)
         True
 
     Taught in ``notebooks/05_low_precision_floats.ipynb``.
@@ -201,8 +488,25 @@ class FormatHistogram(Explorer):
         "bf16",
     )
     DISTRIBUTIONS = ("normal", "laplace", "outliers")
+    SCALINGS = ("per_tensor", "mx", "nvfp4")
+    AXES = ("value", "log2|x|")
+    MX: ClassVar[dict[str, str]] = {e: name for name, e in _mx.MX_ELEMENTS.items()}
 
-    def __init__(self, fmt: str = "fp8_e4m3fn", distribution: str = "normal") -> None:
+    def __init__(
+        self,
+        fmt: str = "fp8_e4m3fn",
+        distribution: str = "normal",
+        *,
+        scaling: str = "per_tensor",
+        scale: int = 0,
+        axis: str = "value",
+    ) -> None:
+        _choice(fmt, "fmt", self.FORMATS)
+        _choice(distribution, "distribution", self.DISTRIBUTIONS)
+        _choice(scaling, "scaling", self.SCALINGS)
+        _choice(axis, "axis", self.AXES)
+        if isinstance(scale, bool) or not isinstance(scale, int) or abs(scale) > 6:
+            raise ValueError(f"scale must be an integer in [-6, 6]; got {scale!r}")
         rng = np.random.default_rng(0)
         n = 20_000
         normal = rng.standard_normal(n)
@@ -213,6 +517,7 @@ class FormatHistogram(Explorer):
             "laplace": rng.laplace(size=n) / np.sqrt(2),
             "outliers": outliers,
         }
+        self.amax = {k: float(np.abs(x).max()) for k, x in self.samples.items()}
         self.controls = {
             "format": widgets.Dropdown(
                 options=self.FORMATS, value=fmt, description="format"
@@ -220,65 +525,187 @@ class FormatHistogram(Explorer):
             "distribution": widgets.Dropdown(
                 options=self.DISTRIBUTIONS, value=distribution, description="data"
             ),
+            "scaling": widgets.Dropdown(
+                options=self.SCALINGS, value=scaling, description="scaling"
+            ),
+            "scale": widgets.IntSlider(
+                value=scale, min=-6, max=6, description="scale ×2^k"
+            ),
+            "axis": widgets.Dropdown(
+                options=self.AXES, value=axis, description="x axis"
+            ),
         }
         self.view = _png_view()
-        self.fig, (self.ax, self.ax_err) = new_figure(2, 1, figsize=(6.4, 4.6))
-        self.edges = np.linspace(-4, 4, 161)
-        self.hist = self.ax.stairs(
-            np.zeros(160),
-            self.edges,
-            fill=True,
-            color=COLORS["sky"],
-            alpha=0.8,
-            label="data",
+        self.panels = {a: _Panel(a, self.samples, self.amax) for a in self.AXES}
+        self._changed = None
+        self._use(self.panels[axis])
+        c = self.controls
+        layout = widgets.VBox(
+            [
+                widgets.HBox([c["format"], c["distribution"], c["scaling"]]),
+                widgets.HBox([c["scale"], c["axis"]]),
+                self.view,
+            ]
         )
-        self.grid = self.ax.vlines(
-            [],
-            0,
-            1,
-            color=COLORS["vermillion"],
-            lw=0.6,
-            label="format's values (scaled)",
-        )
-        # one height for every distribution, so that they compare at a glance
-        self.top = 1.1 * max(
-            np.histogram(x, self.edges, density=True)[0].max()
-            for x in self.samples.values()
-        )
-        self.ax.set(xlabel="value", ylabel="density", xlim=(-4, 4), ylim=(0, self.top))
-        legend = self.ax.legend(loc="upper right", fontsize=8)
-        (self.err,) = self.ax_err.plot([], [], ".", ms=1.5, color=COLORS["blue"])
-        self.ax_err.set(
-            xlabel="value",
-            ylabel="error / worst case",
-            xlim=(-4, 4),
-            ylim=(-1.15, 1.15),
-        )
-        self.moving = [self.hist, self.grid, self.err, self.ax.title, legend]
-        self._finish()
+        self._finish(layout)
+        self.panel.layers = self.layers
+        for panel in self.panels.values():  # the other figure's picture, kept too
+            if panel.layers is None:
+                self._paint(panel)
+                panel.layers = Layers(panel.fig, panel.moving)
+                panel.layers.png()
+
+    def grid_lines(self) -> int:
+        """How many lines of the format's grid the figure shows."""
+        return int(np.isnan(self.panel.grid.get_xdata()).sum())
+
+    def _use(self, panel: _Panel) -> None:
+        self.panel, self.fig, self.moving = panel, panel.fig, panel.moving
+        self.ax, self.ax_err = panel.ax, panel.ax_err
+        if panel.layers is not None:
+            self.layers = panel.layers
+
+    def _on_change(self, change: dict) -> None:
+        if not self._busy:
+            self._changed = change["owner"]
+            self.update()
+
+    def _settle(self) -> None:
+        """Make format and scaling a pair that exists: NVFP4 has E2M1 elements;
+        bf16 has no MX variant.  The control just moved wins."""
+        c = self.controls
+        fmt, scaling = c["format"].value, c["scaling"].value
+        moved_scaling = self._changed is c["scaling"]
+        self._busy = True
+        try:
+            if scaling == "nvfp4" and fmt != "fp4_e2m1fn":
+                if moved_scaling:
+                    c["format"].value = "fp4_e2m1fn"
+                else:
+                    c["scaling"].value = self.SCALINGS[1 if fmt in self.MX else 0]
+            elif scaling == "mx" and fmt not in self.MX:
+                if moved_scaling:
+                    c["format"].value = "fp8_e4m3fn"
+                else:
+                    c["scaling"].value = self.SCALINGS[0]
+            c["scale"].disabled = c["scaling"].value != self.SCALINGS[0]
+        finally:
+            self._busy = False
+
+    def _quantize(self) -> None:
+        """The state: ``x_q``, ``e``, SQNR, shares flushed and saturated."""
+        c = self.controls
+        fmt = _floats.FORMATS[c["format"].value]
+        data, scaling = c["distribution"].value, c["scaling"].value
+        x = self.samples[data]
+        self.fmt, self.x = fmt, x
+        if scaling == self.SCALINGS[0]:
+            self.range = self.amax[data] * 2.0 ** -c["scale"].value
+            self.scale = _mx.tensor_scale(x, fmt.name, self.range)
+            self.x_q = _mx.per_tensor_quantize(x, fmt.name, self.range)
+            element_scale = 1 / self.scale
+        elif scaling == self.SCALINGS[1]:
+            t = _mx.mx_quantize(x, self.MX[fmt.name])
+            self.x_q, self.scale = t.dequantize(), None
+            self.block_scales = _mx.E8M0.decode(t.scales)
+            element_scale = np.repeat(self.block_scales, t.block_size)
+        else:
+            t = _mx.nvfp4_quantize(x)
+            self.x_q, self.scale = t.dequantize(), None
+            self.block_scales = (
+                _floats.FORMATS["fp8_e4m3fn"].decode(t.scales) * t.tensor_scale
+            )
+            self.tensor_scale = t.tensor_scale
+            element_scale = np.repeat(self.block_scales, t.block_size)
+        self.e = self.x_q - x
+        self.sqnr = _signals.sqnr_db(x, self.x_q)
+        self.rmse = float(np.sqrt(np.mean(self.e**2)))
+        self.flushed = _floats.flushed(x, self.x_q)
+        self.saturated = float(np.mean(np.abs(x) > fmt.max * element_scale))
 
     def _redraw(self) -> None:
-        fmt = _floats.FORMATS[self.controls["format"].value]
-        x = self.samples[self.controls["distribution"].value]
-        scale = np.abs(x).max() / fmt.max
-        x_q = fmt.quantize(x / scale) * scale
-        e = x_q - x
-        self.sqnr = _signals.sqnr_db(x, x_q)
-        flushed = float(np.mean((x_q == 0) & (x != 0)))
-        counts, _ = np.histogram(x, self.edges, density=True)
-        self.hist.set_data(counts, self.edges)
-        values = fmt.all_values() if fmt.bits <= 16 else np.array([])
-        grid = np.unique(values[np.isfinite(values)]) * scale
-        grid = grid[np.abs(grid) <= 4]
-        if grid.size > 400:  # too dense to draw line by line: every 16th
-            grid = grid[::16]
-        self.grid.set_segments([[(g, 0), (g, self.top)] for g in grid])
-        largest = fmt.ulp(fmt.max) / 2 * scale  # half the top binade's gap
-        # a quarter of the points shows the shape
-        self.err.set_data(x[::4], e[::4] / largest)
-        data = self.controls["distribution"].value
-        self.ax.set_title(
-            f"{fmt.name}, {data} data: SQNR {self.sqnr:.1f} dB, "
-            f"{flushed:.1%} flushed to zero",
-            fontsize=10,
+        self._settle()
+        self._quantize()
+        self._use(self.panels[self.controls["axis"].value])
+        self._paint(self.panel)
+
+    def _grid_in_data_units(self) -> np.ndarray:
+        """The format's positive values in data units (per tensor): every one
+        for a format of at most 4096, else one per binade."""
+        fmt = self.fmt
+        if fmt.bits <= 12:
+            return fmt.positive_values() / self.scale
+        e = np.arange(1 - fmt.bias, int(np.floor(np.log2(fmt.max))) + 1)
+        return np.concatenate([[fmt.min_subnormal], np.ldexp(1.0, e)]) / self.scale
+
+    def _paint(self, p: _Panel) -> None:
+        c = self.controls
+        data = c["distribution"].value
+        amax = self.amax[data]
+        p.hist.set_data(p.counts[data], p.edges)
+        u = p.u[data][::4]  # a quarter of the points shows the shape
+        p.dots.set_data(u, np.maximum(np.abs(self.e[::4]), 1.5e-8))
+        lo, hi = p.lim
+        if p.axis == "value":
+            g = np.geomspace(1e-9, hi, 40)
+            p.diagonal.set_data(
+                np.concatenate([-g[::-1], g]), np.concatenate([g[::-1], g]) * amax
+            )
+        else:
+            p.diagonal.set_data([lo, hi], [2.0**lo, 2.0**hi])
+        line_top = 1e4
+        if self.scale is not None:
+            grid = self._grid_in_data_units()
+            half_gap = self.fmt.ulp(grid * self.scale) / 2 / self.scale
+            thr, top = self.fmt.min_subnormal / 2 / self.scale, self.range
+            if p.axis == "value":
+                ticks = np.concatenate([-grid, grid]) / amax
+                # steps-post: a segment takes the y of its left end, and on the
+                # negative side [-g[k+1], -g[k]) has the gap above g[k]
+                bx = np.concatenate([-grid[::-1], [0.0], grid]) / amax
+                first = [grid[0] / 2] * 2  # (-g[0], g[0]) rounds to 0 or +-g[0]
+                by = np.concatenate([half_gap[-2::-1], first, half_gap])
+                spans = [(-thr / amax, thr / amax), (top / amax, hi), (lo, -top / amax)]
+            else:
+                ticks = np.log2(grid)
+                bx, by = ticks, half_gap
+                spans = [(lo, math.log2(thr)), (math.log2(top), hi), (hi, hi)]
+            ticks = ticks[(ticks >= lo) & (ticks <= hi)]
+            if ticks.size > 300:  # too dense to draw line by line: one per binade
+                ticks = ticks[:: int(np.ceil(ticks.size / 300))]
+            strokes = np.full((ticks.size, 3), np.nan)
+            strokes[:, :2] = ticks[:, None]
+            heights = np.tile([0.7, line_top, np.nan], ticks.size)
+            p.grid.set_data(strokes.ravel(), heights)
+            p.bound.set_data(bx, by)
+        else:
+            spans = [(hi, hi)] * 3
+            p.grid.set_data([], [])
+            p.bound.set_data([], [])
+        for rect, (a, b) in zip(p.spans, spans, strict=True):
+            a, b = max(a, lo), min(b, hi)
+            rect.set_x(a)
+            rect.set_width(max(b - a, 0.0))
+        p.ax.set_title(self._caption(), fontsize=9)
+
+    def _caption(self) -> str:
+        c = self.controls
+        fmt, scaling = self.fmt, c["scaling"].value
+        how_scaled = {
+            "per_tensor": "per tensor",
+            "mx": "MX (E8M0 scale per 32)",
+            "nvfp4": "NVFP4 (E4M3 scale per 16)",
+        }[scaling]
+        head = (
+            f"{fmt.name}, {how_scaled}, {c['distribution'].value} data: "
+            f"SQNR {self.sqnr:.1f} dB, rms error {self.rmse:.3g}"
         )
+        if self.scale is not None:
+            how = f"scale {self.scale:.4g} (±{self.range:.3g} → ±{num(fmt.max)})"
+        else:
+            exps = np.log2(self.block_scales[self.block_scales > 0])
+            how = f"block scales 2^{exps.min():.1f} to 2^{exps.max():.1f}"
+            if scaling == self.SCALINGS[1]:
+                how = f"block scales 2^{exps.min():.0f} to 2^{exps.max():.0f}"
+        shares = f"{self.flushed:.1%} flushed to 0, {self.saturated:.1%} saturate"
+        return f"{head}\n{how}: {shares}"

@@ -1,0 +1,465 @@
+"""What :class:`~qlib.widgets.floats.FloatExplorer` shows, as pure functions.
+
+Each takes a :class:`~qlib.floats.FloatFormat` and a code (or a value) and
+returns text or HTML: a typed number read exactly, the decoded fields with the
+value formula filled in, the neighbouring values and codes (and what happens
+past the largest value), the value's place on two number lines (inline SVG),
+and one value in every format.  Kept apart from the explorer so that its
+module reads as wiring.
+
+Taught in ``notebooks/04_ieee754.ipynb`` and
+``notebooks/05_low_precision_floats.ipynb``.
+"""
+
+from __future__ import annotations
+
+import ast
+import html
+import math
+import operator
+from decimal import Decimal
+from fractions import Fraction
+
+import numpy as np
+
+from .. import floats as _floats
+from ..plot import COLORS
+
+MINUS = "\N{MINUS SIGN}"
+TIMES = "\N{MULTIPLICATION SIGN}"
+_OPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+
+
+def num(v: float, digits: int | None = None) -> str:
+    """A float as a learner reads it: shortest form, true minus sign.
+
+    Example:
+        >>> num(448.0), num(-0.1), num(float("nan")), num(2 / 3, 4)
+        ('448', '−0.1', 'NaN', '0.6667')
+    """
+    v = float(v)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return ("-" if v < 0 else "+") + "inf"
+    text = f"{v:.{digits}g}" if digits else repr(v)
+    if text.endswith(".0"):
+        text = text[:-2]
+    return text.replace("-", MINUS)
+
+
+def parse_real(text: str) -> Fraction | float:
+    """The number typed: exact (a Fraction) for arithmetic on decimals, such as
+    ``0.1``, ``1/3``, ``-2**-9`` or ``1.5e3``; a float for ``nan`` and ``inf``.
+
+    Raises ValueError for anything else.
+
+    Example:
+        >>> parse_real("1/3"), parse_real("-2**-3"), parse_real("0.1")
+        (Fraction(1, 3), Fraction(-1, 8), Fraction(1, 10))
+    """
+    t = text.strip().lower().replace(MINUS, "-").replace("^", "**").replace("_", "")
+    word = t.lstrip("+-")
+    if word in ("nan", "inf", "infinity"):
+        v = math.nan if word == "nan" else math.inf
+        return -v if t.startswith("-") else v
+    try:
+        tree = ast.parse(t, mode="eval")
+    except SyntaxError:
+        raise ValueError(f"cannot read {text!r} as a number") from None
+    return _exact(tree.body, t, text)
+
+
+def _exact(node: ast.AST, source: str, text: str) -> Fraction:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        if isinstance(node.value, int):
+            return Fraction(node.value)
+        return Fraction(ast.get_source_segment(source, node))  # the decimal typed
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd | ast.USub):
+        inner = _exact(node.operand, source, text)
+        return -inner if isinstance(node.op, ast.USub) else inner
+    if isinstance(node, ast.BinOp):
+        a, b = _exact(node.left, source, text), _exact(node.right, source, text)
+        if isinstance(node.op, ast.Pow):
+            if b.denominator != 1 or abs(b) > 1100:
+                raise ValueError(f"{text!r}: powers must be whole, at most 1100")
+            if a == 0 and b < 0:
+                raise ValueError(f"{text!r}: 0 to a negative power")
+            return a ** int(b)
+        if type(node.op) in _OPS:
+            if isinstance(node.op, ast.Div) and b == 0:
+                raise ValueError(f"{text!r}: division by zero")
+            return _OPS[type(node.op)](a, b)
+    raise ValueError(f"cannot read {text!r} as a number")
+
+
+def to_float(x: Fraction | float) -> float:
+    """``x`` rounded to float64 (to nearest; beyond its range, infinity)."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
+
+
+def _pow2(exponent: str | int, markup: bool) -> str:
+    e = str(exponent).replace("-", MINUS)
+    if markup:
+        return f"2<sup>{e}</sup>"
+    return f"2^({e})" if " " in e else f"2^{e}"
+
+
+def _fraction(m: int, man_bits: int, markup: bool) -> str:
+    return f"{m}/{2**man_bits}" if man_bits <= 10 else f"{m}/{_pow2(man_bits, markup)}"
+
+
+def decode_rows(
+    fmt: _floats.FloatFormat, code: int, markup: bool = True
+) -> list[tuple[str, str]]:
+    """The fields of ``code`` and the value formula with its numbers filled in.
+
+    Rows ``(what, text)``: sign, exponent, mantissa (fields a format has) and
+    value.  ``markup=False`` gives plain text (``2^(123 − 127)``).
+
+    Example:
+        >>> rows = dict(decode_rows(_floats.FORMATS["bf16"], 0x3DCD, markup=False))
+        >>> rows["value"]
+        '(−1)^0 × 2^(123 − 127) × (1 + 77/128) = 2^−4 × 1.6015625 = 0.10009765625'
+    """
+    s, e, m = (int(f) for f in fmt.fields(code))
+    M, bias, top = fmt.man_bits, fmt.bias, 2**fmt.exp_bits - 1
+    kind = str(fmt.classify(code))
+    value = float(fmt.decode(code))
+    sup = (lambda x: f"<sup>{x}</sup>") if markup else (lambda x: f"^{x}")
+    e_bits = format(e, f"0{fmt.exp_bits}b")
+    rows = []
+    if fmt.signed:
+        rows.append(("sign s", f"{s}: {'negative' if s else 'positive'}"))
+    if kind == "nan":
+        why = {
+            "ieee": "e all ones and m ≠ 0",
+            "fn": f"e and m all ones, {fmt.name}'s only NaN pattern per sign",
+            "fnuz": f"the code of −0, {fmt.name}'s only NaN",
+            "e8m0": "e all ones",
+        }[fmt.specials]
+        exponent = f"{e} = 0b{e_bits}"
+        formula = f"NaN ({why})"
+    elif kind == "inf":
+        exponent = f"{e} = 0b{e_bits}: all ones, with m = 0 reserved for infinity"
+        formula = f"{'−' if s else '+'}inf (e all ones, m = 0)"
+    elif fmt.specials == "e8m0":
+        exponent = f"{e} = 0b{e_bits}; e {MINUS} bias = {e} {MINUS} {bias}"
+        formula = f"{_pow2(f'{e} − {bias}', markup)} = {num(value)}"
+    else:
+        normal = e > 0
+        shift = e - bias if normal else 1 - bias
+        lead = 1 if normal else 0
+        significand = Decimal(math.ldexp(lead * 2**M + m, -M))
+        if normal:
+            exponent = (
+                f"{e} = 0b{e_bits}; e {MINUS} bias = {e} {MINUS} {bias} = {num(shift)}"
+            )
+            power = _pow2(f"{e} − {bias}", markup)
+        else:
+            exponent = (
+                f"0: subnormal, so the exponent is 1 {MINUS} bias = {num(shift)}"
+                " (not 0 − bias) and there is no hidden 1"
+            )
+            power = _pow2(f"1 − {bias}", markup)
+        rows.append(
+            (
+                "mantissa m",
+                f"{m} = 0b{format(m, f'0{M}b')}; significand {lead} + "
+                f"{_fraction(m, M, markup)} = {significand}",
+            )
+        )
+        formula = (
+            f"(−1){sup(s)} {TIMES} {power} {TIMES} ({lead} + {_fraction(m, M, markup)})"
+            f" = {'−' if s else ''}{_pow2(num(shift), markup)} {TIMES} {significand}"
+            f" = {exact(value)}"
+        )
+    rows.insert(int(fmt.signed), ("exponent e", exponent.replace("-", MINUS)))
+    if kind == "nan" and fmt.specials != "e8m0" and e == top:
+        rows.append(("mantissa m", f"{m} = 0b{format(m, f'0{M}b')}"))
+    rows.append(("value", formula.replace("-", MINUS)))
+    return rows
+
+
+def exact(v: float) -> str:
+    """The exact decimal value of a float (every format here fits float64)."""
+    if not math.isfinite(v):
+        return num(v)
+    text = str(Decimal(v))
+    if text in ("0", "-0"):
+        return "−0" if math.copysign(1.0, v) < 0 else "0"
+    return text.replace("-", MINUS)
+
+
+def neighbour_rows(fmt: _floats.FloatFormat, code: int) -> list[tuple[str, str]]:
+    """Next value down and up, and the codes one below and above, with what
+    happens at the ends of the range (a format without infinity has no value
+    past its largest; the code past the largest positive one is negative).
+
+    Example:
+        >>> rows = dict(neighbour_rows(_floats.FORMATS["fp4_e2m1fn"], 0x7))
+        >>> rows["next up"]
+        'none: 6 is the largest value, and fp4_e2m1fn has no infinity and no NaN'
+        >>> rows["code + 1"]
+        '0x8 = −0 (the sign bit turns on)'
+    """
+    value = float(fmt.decode(code))
+    rows = []
+    if math.isnan(value):
+        rows += [("next down", "none: NaN is not ordered"), ("next up", "none")]
+    else:
+        for label, step, end in (
+            ("next down", fmt.next_down, -fmt.max),
+            ("next up", fmt.next_up, fmt.max),
+        ):
+            moved = float(step(value))
+            if value == end and not fmt.has_inf:
+                word = "largest" if end > 0 else "most negative"
+                lacks = "no infinity" + ("" if fmt.has_nan else " and no NaN")
+                text = (
+                    f"none: {num(end)} is the {word} value, and {fmt.name} has {lacks}"
+                )
+            elif math.isinf(value) and math.copysign(1, value) == math.copysign(1, end):
+                text = "none: infinity is the end"
+            elif math.isnan(moved):
+                text = "none"
+            else:
+                text = num(moved)
+                if math.isinf(moved):
+                    text += " (past the largest finite value: overflow)"
+            rows.append((label, text))
+    mask = 2**fmt.bits - 1
+    sign_bit = 1 << (fmt.bits - 1)
+    for label, other in (
+        ("code − 1", (code - 1) & mask),
+        ("code + 1", (code + 1) & mask),
+    ):
+        text = f"0x{other:X} = {num(float(fmt.decode(other)))}"
+        if abs(other - code) != 1:
+            text += " (the code wraps around)"
+        elif fmt.signed and (other ^ code) & sign_bit:
+            turns = "on" if other & sign_bit else "off"
+            text += f" (the sign bit turns {turns})"
+        rows.append((label, text))
+    return rows
+
+
+# ------------------------------------------------------------------ pictures
+
+_W, _LEFT, _RIGHT = 600, 46, 560
+
+
+def _svg_text(x: float, y: float, text: str, anchor: str = "middle", **style) -> str:
+    extra = "".join(f' {k.replace("_", "-")}="{v}"' for k, v in style.items())
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}"{extra}>'
+        f"{html.escape(text)}</text>"
+    )
+
+
+def _binade_step(span: float) -> int:
+    return next(s for s in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if span / s <= 24)
+
+
+def number_line(fmt: _floats.FloatFormat, code: int, typed: float | None = None) -> str:
+    """Two number lines as inline SVG: where the value lies in the format's
+    range (log2 of its magnitude, subnormals shaded, every value ticked for a
+    format of at most 8 bits), and its neighbours on a linear scale with the
+    rounding boundaries, so a typed value (``typed``) is seen rounding.
+
+    Example:
+        >>> svg = number_line(_floats.FORMATS["fp4_e2m1fn"], 0x3, typed=1.3)
+        >>> svg.startswith("<svg") and "rounds to this code" in svg
+        True
+    """
+    value = float(fmt.decode(code))
+    blue, red, sky = COLORS["blue"], COLORS["vermillion"], COLORS["sky"]
+    lo, hi = math.log2(fmt.min_subnormal), math.log2(fmt.max)
+    pad = 0.06 * (hi - lo) + 0.5
+    a, b = lo - pad, hi + pad
+
+    def at(t: float) -> float:
+        return _LEFT + (t - a) / (b - a) * (_RIGHT - _LEFT)
+
+    y = 34
+    parts = [
+        _svg_text(_LEFT - 40, 12, "magnitude on a log2 scale", "start", fill="#555"),
+        f'<line x1="{at(lo):.1f}" y1="{y}" x2="{at(hi):.1f}" y2="{y}" stroke="#444"/>',
+    ]
+    sub_end = at(math.log2(fmt.min_normal))
+    if fmt.specials != "e8m0" and sub_end - at(lo) > 1:
+        parts.append(
+            f'<rect x="{at(lo):.1f}" y="{y - 6}" width="{sub_end - at(lo):.1f}" '
+            f'height="12" fill="{sky}" opacity="0.35"/>'
+        )
+        if sub_end - at(lo) > 50:
+            parts.append(
+                _svg_text((at(lo) + sub_end) / 2, y - 9, "subnormal", fill="#555")
+            )
+    if fmt.bits <= 8:
+        ticks = np.log2(fmt.positive_values())
+    else:
+        step = _binade_step(hi - lo)
+        ticks = np.arange(math.ceil(lo / step) * step, hi + 1e-9, step)
+    parts += [
+        f'<line x1="{at(t):.1f}" y1="{y - 4}" x2="{at(t):.1f}" y2="{y + 4}" '
+        'stroke="#444" stroke-width="0.8"/>'
+        for t in ticks
+    ]
+    labels = [(lo, num(fmt.min_subnormal, 3)), (hi, num(fmt.max, 4))]
+    if min(abs(at(0) - at(lo)), abs(at(hi) - at(0))) > 40:
+        labels.append((0.0, "1"))
+    parts += [_svg_text(at(t), y + 17, text, font_size="10") for t, text in labels]
+    if fmt.specials != "e8m0":  # E8M0 has no zero
+        parts.append(_svg_text(at(a), y + 4, "0", fill="#444"))
+    if fmt.has_inf:
+        parts.append(_svg_text(at(b), y + 4, "inf", fill="#444"))
+    if math.isnan(value):
+        parts.append(
+            _svg_text(_RIGHT, 12, "NaN has no place on the line", "end", fill=red)
+        )
+    else:
+        t = a if value == 0 else b if math.isinf(value) else math.log2(abs(value))
+        where = at(min(max(t, a), b))
+        sign = MINUS if math.copysign(1.0, value) < 0 else ""
+        parts.append(
+            f'<path d="M{where - 5:.1f},{y - 13} h10 l-5,9 z" fill="{red}"/>'
+            + _svg_text(where, y - 16, f"{sign}{num(abs(value), 5)}", fill=red)
+        )
+    if typed is not None and math.isfinite(typed) and typed != value:
+        t = a if typed == 0 else math.log2(abs(typed))
+        parts.append(
+            f'<circle cx="{at(min(max(t, a), b)):.1f}" cy="{y + 8}" r="3" '
+            f'fill="none" stroke="{blue}"/>'
+        )
+    local = _neighbour_line(fmt, value, typed, y=92)
+    height = 128 if local else 62
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{height}" '
+        f'viewBox="0 0 {_W} {height}" font-family="sans-serif" font-size="11">'
+        + "".join(parts + local)
+        + "</svg>"
+    )
+
+
+def _neighbour_line(fmt, value: float, typed: float | None, y: int) -> list[str]:
+    """The value and its two neighbours on a linear scale."""
+    if not math.isfinite(value):
+        return []
+    blue, red, sky = COLORS["blue"], COLORS["vermillion"], COLORS["sky"]
+    down, up = float(fmt.next_down(value)), float(fmt.next_up(value))
+    down = down if math.isfinite(down) else None
+    up = up if math.isfinite(up) else None
+    if down is None and up is None:
+        return []
+    lo = down if down is not None else value - (up - value)
+    hi = up if up is not None else value + (value - down)
+    left, right = _LEFT + 40, _RIGHT - 40
+
+    def at(v: float) -> float:
+        return left + (v - lo) / (hi - lo) * (right - left)
+
+    low_mid = (down + value) / 2 if down is not None else lo
+    high_mid = (value + up) / 2 if up is not None else hi
+    parts = [
+        _svg_text(
+            _LEFT - 40, y - 26, "neighbours on a linear scale", "start", fill="#555"
+        ),
+        f'<rect x="{at(low_mid):.1f}" y="{y - 7}" '
+        f'width="{at(high_mid) - at(low_mid):.1f}" height="14" fill="{sky}" '
+        'opacity="0.35"/>',
+        _svg_text(
+            (at(low_mid) + at(high_mid)) / 2, y - 10, "rounds to this code", fill="#555"
+        ),
+        f'<line x1="{left - 20}" y1="{y}" x2="{right + 20}" y2="{y}" stroke="#444"/>',
+    ]
+    for mid in (m for m, n in ((low_mid, down), (high_mid, up)) if n is not None):
+        parts.append(
+            f'<line x1="{at(mid):.1f}" y1="{y - 8}" x2="{at(mid):.1f}" y2="{y + 8}" '
+            'stroke="#444" stroke-dasharray="3,2"/>'
+        )
+    for v, colour, size in ((down, "#444", 5), (value, red, 9), (up, "#444", 5)):
+        if v is None:
+            continue
+        parts.append(
+            f'<line x1="{at(v):.1f}" y1="{y - size}" x2="{at(v):.1f}" y2="{y + size}" '
+            f'stroke="{colour}" stroke-width="2"/>'
+            + _svg_text(at(v), y + 20, num(v, 6), fill=colour, font_size="10")
+        )
+    if up is None:
+        parts.append(_svg_text(right + 20, y + 20, "none above", "end", fill="#555"))
+    if down is None:
+        parts.append(_svg_text(left - 20, y + 20, "none below", "start", fill="#555"))
+    if typed is not None and math.isfinite(typed) and lo <= typed <= hi:
+        parts.append(
+            f'<circle cx="{at(typed):.1f}" cy="{y}" r="3.5" fill="none" '
+            f'stroke="{blue}" stroke-width="1.5"/>'
+        )
+    return parts
+
+
+def every_format(
+    x: float,
+    typed: Fraction | None,
+    saturate: bool,
+    current: str,
+) -> tuple[list[tuple[str, int, float, str]], str]:
+    """``x`` rounded into every format of :data:`qlib.floats.FORMATS`.
+
+    Returns the rows ``(name, code, stored value, error)`` (the error relative
+    to the exact ``typed`` number when given, else to ``x``) and the same as
+    an HTML block of aligned text, the row of ``current`` in bold.
+
+    Example:
+        >>> rows, _ = every_format(0.1, Fraction(1, 10), False, "bf16")
+        >>> [r for r in rows if r[0] == "fp4_e2m1fn"]
+        [('fp4_e2m1fn', 0, 0.0, 'flushed to 0')]
+    """
+    reference = (
+        typed if typed is not None else (Fraction(x) if math.isfinite(x) else None)
+    )
+    rows = []
+    for name, fmt in _floats.FORMATS.items():
+        with np.errstate(over="ignore"):  # from 2**1023 up, rounding overflows
+            code = int(fmt.encode(np.float64(x), saturate=saturate))
+        stored = float(fmt.decode(code))
+        if math.isnan(x):
+            error = "" if math.isnan(stored) else "no NaN in this format"
+        elif math.isnan(stored):
+            error = "NaN: out of range"
+        elif math.isinf(stored):
+            error = "" if stored == x else "overflow to inf"
+        elif reference is None:  # x is infinite, stored is finite
+            error = "saturated to the largest value"
+        elif stored == 0 and reference != 0:
+            error = "flushed to 0"
+        elif Fraction(stored) == reference:
+            error = "exact"
+        else:
+            rel = (Fraction(stored) - reference) / reference
+            error = f"{float(rel):+.2e}".replace("-", MINUS)
+            if abs(reference) > fmt.max:
+                error += " (saturated)"
+        rows.append((name, code, stored, error))
+    width = max(len(f"0x{c:X}") for _, c, _, _ in rows)
+    head = f"{'format':<14}{'code':<{width + 2}}{'stored value':<26}error (relative)"
+    lines = [html.escape(head)]
+    for name, code, stored, error in rows:
+        line = html.escape(
+            f"{name:<14}{f'0x{code:X}':<{width + 2}}{num(stored):<26}{error}"
+        )
+        lines.append(f"<b>{line}</b>" if name == current else line)
+    block = (
+        "<pre style='margin:0.4em 0;font-size:0.85em;line-height:1.25'>"
+        + "\n".join(lines)
+        + "</pre>"
+    )
+    return rows, block
