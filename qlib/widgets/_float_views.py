@@ -252,6 +252,61 @@ def neighbour_rows(fmt: _floats.FloatFormat, code: int) -> list[tuple[str, str]]
     return rows
 
 
+def note(
+    fmt: _floats.FloatFormat,
+    code: int,
+    typed: Fraction | float | None,
+    saturate: bool = False,
+) -> str:
+    """What happened to the ``typed`` number stored as ``code``: overflow
+    (to infinity, to NaN, or saturated), underflow, a subnormal's lost bits.
+
+    Example:
+        >>> fp8 = _floats.FORMATS["fp8_e4m3fn"]
+        >>> note(fp8, 0x7F, Fraction(1000)).startswith("overflow: fp8_e4m3fn has no")
+        True
+        >>> note(fp8, 0x7E, Fraction(1000), saturate=True)
+        'beyond the largest value 448: saturate clamps it to ±448'
+    """
+    if typed is None:
+        return ""
+    value, x = float(fmt.decode(code)), to_float(typed)
+    if math.isnan(x):
+        if fmt.has_nan:
+            return ""
+        return (
+            f"{fmt.name} has no NaN: casts write a NaN as a zero "
+            f"({exact(value)} here), as ml_dtypes does"
+        )
+    if fmt.specials == "e8m0" and x <= 0:
+        return f"{fmt.name} has no sign and no zero: it holds powers of two only"
+    if abs(typed) > fmt.max:
+        top = num(fmt.max)
+        if saturate:
+            return f"beyond the largest value {top}: saturate clamps it to ±{top}"
+        if math.isinf(value):
+            return f"overflow: beyond the largest value {top}, it rounds to infinity"
+        if math.isnan(value):
+            return (
+                f"overflow: {fmt.name} has no infinity, so a value past its top "
+                "becomes NaN (tick saturate to clamp it instead)"
+            )
+        if not fmt.has_nan:
+            return f"{fmt.name} has no infinity and no NaN: it saturates to ±{top}"
+        return f"beyond the largest value {top}, but within half a step: rounds to it"
+    if value == 0 and typed != 0:
+        half = num(fmt.min_subnormal / 2)
+        return (
+            f"underflow: at most half the smallest subnormal ({half}), "
+            "so it rounds to 0"
+        )
+    if fmt.classify(code) == "subnormal":
+        kept = int(fmt.fields(code)[2]).bit_length()
+        bits = "bit is" if kept == 1 else "bits are"
+        return f"subnormal: only {kept} significant {bits} left"
+    return ""
+
+
 # ------------------------------------------------------------------ pictures
 
 _W, _LEFT, _RIGHT = 600, 46, 560

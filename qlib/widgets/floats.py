@@ -15,23 +15,23 @@ from typing import ClassVar
 
 import ipywidgets as widgets
 import numpy as np
-from matplotlib.patches import Rectangle
 
 from .. import floats as _floats
 from .. import mx as _mx
 from .. import signals as _signals
-from ..plot import COLORS, Layers, new_figure
+from ..plot import COLORS, Layers
 from ._explorer import Explorer, _png_view
 from ._float_views import (
     decode_rows,
     every_format,
-    exact,
     neighbour_rows,
+    note,
     num,
     number_line,
     parse_real,
     to_float,
 )
+from ._format_panel import FormatPanel
 
 __all__ = ["FloatExplorer", "FormatHistogram"]
 
@@ -235,7 +235,7 @@ class FloatExplorer(Explorer):
             self._busy = False
         self.fields = tuple(int(f) for f in fmt.fields(self.code))
         x = to_float(self.typed) if self.typed is not None else self.value
-        self.note = self._note(x)
+        self.note = note(fmt, self.code, self.typed, self.controls["saturate"].value)
         rows = decode_rows(fmt, self.code)
         self.formula = dict(decode_rows(fmt, self.code, markup=False))["value"]
         rows.append(("class", str(fmt.classify(self.code))))
@@ -295,152 +295,6 @@ class FloatExplorer(Explorer):
             + f"<p style='margin-bottom:0'>{html.escape(shown)} in every format:</p>"
             + block
         )
-
-    def _note(self, x: float) -> str:
-        """What happened to a typed value at the ends of the range."""
-        fmt, value = self.fmt, self.value
-        if self.typed is None:
-            return ""
-        if math.isnan(x):
-            if fmt.has_nan:
-                return ""
-            return (
-                f"{fmt.name} has no NaN: casts write a NaN as a zero "
-                f"({exact(value)} here), as ml_dtypes does"
-            )
-        if fmt.specials == "e8m0" and x <= 0:
-            return f"{fmt.name} has no sign and no zero: it holds powers of two only"
-        if abs(self.typed) > fmt.max:
-            top = num(fmt.max)
-            if self.controls["saturate"].value:
-                return f"beyond the largest value {top}: saturate clamps it to ±{top}"
-            if math.isinf(value):
-                return (
-                    f"overflow: beyond the largest value {top}, it rounds to infinity"
-                )
-            if math.isnan(value):
-                return (
-                    f"overflow: {fmt.name} has no infinity, so a value past its top "
-                    "becomes NaN (tick saturate to clamp it instead)"
-                )
-            if not fmt.has_nan:
-                return f"{fmt.name} has no infinity and no NaN: it saturates to ±{top}"
-            return (
-                f"beyond the largest value {top}, but within half a step: rounds to it"
-            )
-        if value == 0 and self.typed != 0:
-            half = num(fmt.min_subnormal / 2)
-            return (
-                f"underflow: at most half the smallest subnormal ({half}), "
-                "so it rounds to 0"
-            )
-        if fmt.classify(self.code) == "subnormal":
-            kept = self.fields[2].bit_length()
-            bits = "bit is" if kept == 1 else "bits are"
-            return f"subnormal: only {kept} significant {bits} left"
-        return ""
-
-
-class _Panel:
-    """One figure of :class:`FormatHistogram`: an x axis (the value over the
-    sample's largest magnitude, or log2 of the magnitude), its artists and its
-    kept picture."""
-
-    def __init__(self, axis: str, samples: dict, amax: dict) -> None:
-        self.axis = axis
-        if axis == "value":
-            self.lim, self.edges = (-1.05, 1.05), np.linspace(-1.05, 1.05, 211)
-            xlabel = "value / max|x| of the sample"
-        else:
-            self.lim, self.edges = (-20.0, 8.0), np.linspace(-20, 8, 169)
-            xlabel = r"$\log_2 |x|$"
-        self.u = {k: self.coordinate(x, amax[k]) for k, x in samples.items()}
-        self.counts = {
-            k: np.maximum(np.histogram(u, self.edges)[0], 0.7)
-            for k, u in self.u.items()
-        }
-        self.fig, (self.ax, self.ax_err) = new_figure(2, 1, figsize=(6.4, 4.8))
-        ax, top = self.ax, 1e4  # the band above 1e4 keeps the legend clear
-        self.hist = ax.stairs(
-            self.counts["normal"],
-            self.edges,
-            fill=True,
-            color=COLORS["sky"],
-            baseline=0.7,
-            label="data",
-        )
-        # one line with breaks (NaN) between the grid's vertical strokes: one
-        # path to transform onto the log axis, not one per stroke
-        (self.grid,) = ax.plot(
-            [], [], color=COLORS["vermillion"], lw=0.6, label="format's grid (scaled)"
-        )
-        self.spans = [
-            Rectangle(
-                (0, 0.7),
-                0,
-                top - 0.7,
-                color=colour,
-                alpha=0.18,
-                lw=0,
-                label=label,
-                zorder=0.5,
-            )
-            for colour, label in (
-                (COLORS["purple"], "rounds to 0"),
-                (COLORS["orange"], "saturates"),
-                (COLORS["orange"], None),
-            )
-        ]
-        for span in self.spans:
-            ax.add_patch(span)
-        ax.set(
-            xlim=self.lim, ylim=(0.7, 2e5), yscale="log", ylabel="count", xlabel=xlabel
-        )
-        ax.legend(loc="upper right", ncol=4, fontsize=8, frameon=False)
-        ax.set_title(" \n ", fontsize=9)
-        err = self.ax_err
-        (self.dots,) = err.plot(
-            [], [], ".", ms=1.5, color=COLORS["blue"], label="each value"
-        )
-        (self.bound,) = err.plot(
-            [],
-            [],
-            color=COLORS["black"],
-            lw=0.9,
-            drawstyle="steps-post",
-            label="half the gap (largest rounding error)",
-        )
-        (self.diagonal,) = err.plot(
-            [], [], ":", color=COLORS["purple"], lw=1.2, label="|error| = |x|: flushed"
-        )
-        err.set(
-            xlim=self.lim,
-            ylim=(1e-8, 1e5),
-            yscale="log",
-            xlabel=xlabel,
-            ylabel="|error| (data units)",
-        )
-        err.legend(loc="upper right", ncol=3, fontsize=8, frameon=False)
-        # a fixed layout: constrained layout costs 0.3 s per figure here
-        self.fig.set_layout_engine("none")
-        ax.set_position([0.1, 0.58, 0.88, 0.33])
-        err.set_position([0.1, 0.09, 0.88, 0.36])
-        self.moving = [
-            self.hist,
-            self.grid,
-            *self.spans,
-            self.dots,
-            self.bound,
-            self.diagonal,
-            ax.title,
-        ]
-        self.layers: Layers | None = None
-
-    def coordinate(self, x: np.ndarray, amax: float) -> np.ndarray:
-        if self.axis == "value":
-            return x / amax
-        with np.errstate(divide="ignore"):
-            return np.log2(np.abs(x))
 
 
 class FormatHistogram(Explorer):
@@ -536,7 +390,7 @@ class FormatHistogram(Explorer):
             ),
         }
         self.view = _png_view()
-        self.panels = {a: _Panel(a, self.samples, self.amax) for a in self.AXES}
+        self.panels = {a: FormatPanel(a, self.samples, self.amax) for a in self.AXES}
         self._changed = None
         self._use(self.panels[axis])
         c = self.controls
@@ -559,7 +413,7 @@ class FormatHistogram(Explorer):
         """How many lines of the format's grid the figure shows."""
         return int(np.isnan(self.panel.grid.get_xdata()).sum())
 
-    def _use(self, panel: _Panel) -> None:
+    def _use(self, panel: FormatPanel) -> None:
         self.panel, self.fig, self.moving = panel, panel.fig, panel.moving
         self.ax, self.ax_err = panel.ax, panel.ax_err
         if panel.layers is not None:
@@ -629,64 +483,18 @@ class FormatHistogram(Explorer):
         self._use(self.panels[self.controls["axis"].value])
         self._paint(self.panel)
 
-    def _grid_in_data_units(self) -> np.ndarray:
-        """The format's positive values in data units (per tensor): every one
-        for a format of at most 4096, else one per binade."""
-        fmt = self.fmt
-        if fmt.bits <= 12:
-            return fmt.positive_values() / self.scale
-        e = np.arange(1 - fmt.bias, int(np.floor(np.log2(fmt.max))) + 1)
-        return np.concatenate([[fmt.min_subnormal], np.ldexp(1.0, e)]) / self.scale
-
-    def _paint(self, p: _Panel) -> None:
-        c = self.controls
-        data = c["distribution"].value
-        amax = self.amax[data]
-        p.hist.set_data(p.counts[data], p.edges)
-        u = p.u[data][::4]  # a quarter of the points shows the shape
-        p.dots.set_data(u, np.maximum(np.abs(self.e[::4]), 1.5e-8))
-        lo, hi = p.lim
-        if p.axis == "value":
-            g = np.geomspace(1e-9, hi, 40)
-            p.diagonal.set_data(
-                np.concatenate([-g[::-1], g]), np.concatenate([g[::-1], g]) * amax
-            )
-        else:
-            p.diagonal.set_data([lo, hi], [2.0**lo, 2.0**hi])
-        line_top = 1e4
-        if self.scale is not None:
-            grid = self._grid_in_data_units()
-            half_gap = self.fmt.ulp(grid * self.scale) / 2 / self.scale
-            thr, top = self.fmt.min_subnormal / 2 / self.scale, self.range
-            if p.axis == "value":
-                ticks = np.concatenate([-grid, grid]) / amax
-                # steps-post: a segment takes the y of its left end, and on the
-                # negative side [-g[k+1], -g[k]) has the gap above g[k]
-                bx = np.concatenate([-grid[::-1], [0.0], grid]) / amax
-                first = [grid[0] / 2] * 2  # (-g[0], g[0]) rounds to 0 or +-g[0]
-                by = np.concatenate([half_gap[-2::-1], first, half_gap])
-                spans = [(-thr / amax, thr / amax), (top / amax, hi), (lo, -top / amax)]
-            else:
-                ticks = np.log2(grid)
-                bx, by = ticks, half_gap
-                spans = [(lo, math.log2(thr)), (math.log2(top), hi), (hi, hi)]
-            ticks = ticks[(ticks >= lo) & (ticks <= hi)]
-            if ticks.size > 300:  # too dense to draw line by line: one per binade
-                ticks = ticks[:: int(np.ceil(ticks.size / 300))]
-            strokes = np.full((ticks.size, 3), np.nan)
-            strokes[:, :2] = ticks[:, None]
-            heights = np.tile([0.7, line_top, np.nan], ticks.size)
-            p.grid.set_data(strokes.ravel(), heights)
-            p.bound.set_data(bx, by)
-        else:
-            spans = [(hi, hi)] * 3
-            p.grid.set_data([], [])
-            p.bound.set_data([], [])
-        for rect, (a, b) in zip(p.spans, spans, strict=True):
-            a, b = max(a, lo), min(b, hi)
-            rect.set_x(a)
-            rect.set_width(max(b - a, 0.0))
-        p.ax.set_title(self._caption(), fontsize=9)
+    def _paint(self, panel: FormatPanel) -> None:
+        data = self.controls["distribution"].value
+        per_tensor = self.scale is not None
+        panel.paint(
+            data,
+            self.e,
+            self.amax[data],
+            self.fmt,
+            self.scale,
+            self.range if per_tensor else None,
+            self._caption(),
+        )
 
     def _caption(self) -> str:
         c = self.controls
