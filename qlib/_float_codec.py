@@ -68,7 +68,8 @@ def _encode(
     code = (sign << top) | (field_e << np.uint64(M)) | field_m
     if fmt.specials == "fnuz":  # no negative zero
         code = np.where((field_e == 0) & (field_m == 0), np.uint64(0), code)
-    too_big = ~finite | (np.ldexp(r, e_eff - M) > fmt.max)
+    with np.errstate(over="ignore"):  # a carry past 2**1023 is inf: too big
+        too_big = ~finite | (np.ldexp(r, e_eff - M) > fmt.max)
     if too_big.any():
         code = np.where(too_big & ~np.isnan(x), _overflow_code(fmt, sign), code)
     nan = np.isnan(x)

@@ -193,3 +193,19 @@ def test_e8m0_tells_zero_from_the_smallest_positive_values():
     x = np.float32([0.0, -0.0, 1e-45, 2.0**-127, 1.5 * 2.0**-127, 2.0, 3.0])
     assert e8m0.encode(x).tolist() == [255, 255, 0, 0, 1, 128, 129]  # 3: a tie, up
     assert e8m0.encode(np.float32([2.0, 4.0])).tolist() == [128, 129]  # no zero
+
+
+@pytest.mark.parametrize("name", ["fp16", "bf16", "fp8_e4m3fn", "fp4_e2m1fn"])
+def test_the_largest_float64_overflows_without_a_warning(name):
+    # float64 max rounds up past 2**1024 in every narrower format: the
+    # overflow code, and no RuntimeWarning (the suite turns warnings into errors)
+    big = np.array([np.finfo(np.float64).max, -np.finfo(np.float64).max])
+    fmt = FORMATS[name]
+    want = np.array([float(v) for v in big]).astype(np.float64)
+    got = fmt.decode(fmt.encode(big))
+    if fmt.has_inf:
+        assert np.array_equal(got, np.sign(want) * np.inf)
+    elif fmt.has_nan:
+        assert np.isnan(got).all()
+    else:  # no inf, no NaN: saturates to the largest value
+        assert np.array_equal(got, np.sign(want) * fmt.max)
