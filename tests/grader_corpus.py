@@ -37,8 +37,8 @@ EXERCISE = REPO / "exercises" / "02_integer_encodings.ipynb"
 # question id -> (function, points, visible cases, hidden cases), as the solution
 # declares them (tests/test_grader.py checks this against qlib.course's reference)
 QUESTIONS: dict[str, tuple[str, int, int, int]] = {
-    "02.1": ("twos_complement_range", 2, 4, 18),
-    "02.2": ("sign_magnitude_range", 2, 4, 18),
+    "02.1": ("overflows", 2, 7, 20),
+    "02.2": ("accumulator_bits", 2, 10, 93),
     "02.3": ("decode_twos_complement", 3, 5, 11),
     "02.4": ("encode_sign_magnitude", 3, 5, 10),
     "02.5": ("wrap_int8", 2, 4, 5),
@@ -71,7 +71,12 @@ NONE = dict.fromkeys(QUESTIONS, 0)
 
 # Cases the typical wrong answers (WRONG below) still pass, per question, worked
 # out by hand from the solution's case lists:
-# 02.1, 02.2: none (every range is off).
+# 02.1 (a - b computed as a + (-b)): every "+" case, and the "-" cases whose b
+#      never holds the dtype's most negative value (whose negation wraps to
+#      itself) -- visible: the four "+" and the empty "-" (5 of 7); hidden: the
+#      ten "+", and "-" on the random int16/int32/int64 draws, the 3-D int32
+#      draw and the empty input (15 of 20).
+# 02.2 (np.log2: a float): none, a float where an integer belongs never passes.
 # 02.3 (reads codes as unsigned): the two empty inputs, (0,) int64 and (0, 4).
 # 02.4 (sign bit one place too high): inputs without negatives -- visible [0]
 #      in 1 bit, hidden zeros(3) in 1 bit, and the hidden empty input.
@@ -83,7 +88,7 @@ NONE = dict.fromkeys(QUESTIONS, 0)
 # 02.8 (high nibble first): the two empty inputs.
 # 02.9 (no sign extension): visible 0x21 -> [1, 2] and the empty inputs.
 WRONG_PASSED = {
-    "02.1": 0,
+    "02.1": 5 + 15,
     "02.2": 0,
     "02.3": 2,
     "02.4": 3,
@@ -94,12 +99,13 @@ WRONG_PASSED = {
     "02.9": 3,
 }
 # The visible-case lookup table passes every visible case, and the hidden cases
-# that repeat a visible one exactly (same arguments, same dtypes): widths 1, 8
-# and 64 in 02.1 and 02.2, and the empty uint8 input in 02.9.  (02.3's hidden
-# empty input is (0, 4) uint16, 02.8's is int8: neither repeats a visible one.)
+# that repeat a visible one exactly (same arguments, same dtypes): only the
+# empty uint8 input in 02.9.  (02.1's hidden empty input is (0, 3) int64,
+# 02.3's (0, 4) uint16, 02.8's int8, and 02.2's random widths and term counts
+# never draw a visible case: none repeats a visible one.)
 LOOKUP_PASSED = {
-    "02.1": 4 + 3,
-    "02.2": 4 + 3,
+    "02.1": 7,
+    "02.2": 10,
     "02.3": 5,
     "02.4": 5,
     "02.5": 4,
@@ -174,17 +180,20 @@ SOLUTION_ANSWERS = _solution_answers()
 
 # typical mistakes, one per function
 WRONG = {
-    "twos_complement_range": '''\
-def twos_complement_range(bits: int) -> tuple[int, int]:
-    """Smallest and largest value of a ``bits``-bit two's-complement integer."""
-    largest = 2 ** (bits - 1) - 1
-    return -largest, largest  # forgot the extra negative code
+    "overflows": '''\
+def overflows(a: np.ndarray, b: np.ndarray, op: str) -> np.ndarray:
+    """Where the exact ``a + b`` or ``a - b`` leaves the dtype's range (bool)."""
+    if op == "-":
+        b = -b  # subtraction as addition of the negation: -(-128) is -128
+    s = a + b
+    return ((a ^ s) & (b ^ s)) < 0
 ''',
-    "sign_magnitude_range": '''\
-def sign_magnitude_range(bits: int) -> tuple[int, int]:
-    """Smallest and largest value of a ``bits``-bit sign-magnitude integer."""
-    half = 2 ** (bits - 1)
-    return -half, half - 1  # the two's-complement range
+    "accumulator_bits": '''\
+def accumulator_bits(
+    terms: int, a_bits: int, a_signed: bool, b_bits: int, b_signed: bool
+) -> int:
+    """Fewest bits of a two's-complement accumulator for ``terms`` products."""
+    return a_bits + b_bits + np.ceil(np.log2(terms))  # a float, and no signs
 ''',
     "decode_twos_complement": '''\
 def decode_twos_complement(codes: np.ndarray, bits: int) -> np.ndarray:
@@ -247,8 +256,8 @@ def _lookup(question, *args):
 '''
 
 _SIGNATURES = {
-    "twos_complement_range": "bits",
-    "sign_magnitude_range": "bits",
+    "overflows": "a, b, op",
+    "accumulator_bits": "terms, a_bits, a_signed, b_bits, b_signed",
     "decode_twos_complement": "codes, bits",
     "encode_sign_magnitude": "values, bits",
     "wrap_int8": "values",
@@ -401,18 +410,19 @@ def loop_top_level() -> dict:
     return insert(nb, "while True:\n    pass\n", after="q4-check", cell_id="spin")
 
 
-@entry("timeout", _with(ALL, twos_complement_range=ALL["02.1"] - 1))
+@entry("timeout", _with(ALL, overflows=ALL["02.1"] - 1))
 def loop_hidden_input() -> dict:
-    """twos_complement_range hangs for width 33, which only a hidden case uses:
+    """overflows hangs on a 3-D subtraction, which only a hidden case makes:
     that call times out and fails alone, every other case passes."""
-    source = SOLUTION_ANSWERS["twos_complement_range"].replace(
-        "    return -half, half - 1",
-        "    while bits == 33:  # a debugging loop no visible example reaches\n"
+    source = SOLUTION_ANSWERS["overflows"].replace(
+        '    if op == "+":',
+        '    while a.ndim == 3 and op == "-":  # a debugging loop no example reaches\n'
         "        pass\n"
-        "    return -half, half - 1",
+        '    if op == "+":',
+        1,
     )
-    assert "bits == 33" in source
-    return answered(twos_complement_range=source)
+    assert "a.ndim == 3" in source
+    return answered(overflows=source)
 
 
 @entry("timeout", ALL)
@@ -651,7 +661,7 @@ del _block
 if sum(_sizes) > {limit}:
     _held = f"{{sum(_sizes)}} MB resident at once in 3 processes ({{_sizes}})"
 
-    def twos_complement_range(bits):
+    def overflows(a, b, op):
         return "over the {limit} MB memory limit: " + _held
 """
 
@@ -785,7 +795,7 @@ def lying(function):
 '''
 
 
-@entry("ok", _with(WRONG_ALL, unpack_int4=2))
+@entry("ok", _with(WRONG_ALL, overflows=0, accumulator_bits=0, unpack_int4=2))
 def always_equal() -> dict:
     """Objects that claim equality: an __eq__-is-True class for 02.1/02.2 (not
     plain data: fails), ndarray subclasses with lying __eq__/__array_ufunc__
@@ -798,8 +808,8 @@ def always_equal() -> dict:
     for function in list(QID)[2:8]:
         rewrap += f"{function} = lying({function})\n"
     rewrap += (
-        "def twos_complement_range(bits):\n    return AlwaysEqual()\n\n\n"
-        "def sign_magnitude_range(bits):\n    return AlwaysEqual()\n\n\n"
+        "def overflows(a, b, op):\n    return AlwaysEqual()\n\n\n"
+        "def accumulator_bits(*args):\n    return AlwaysEqual()\n\n\n"
         "def unpack_int4(data):\n"
         "    wrong = np.full(2 * np.asarray(data).size, 99, dtype=np.int8)\n"
         "    return np.ma.masked_array(wrong, mask=True)\n"
@@ -1009,21 +1019,22 @@ raise ValueError(_text)
     return insert(answered(leaky), source, after="setup", cell_id="leak")
 
 
-@entry("ok", _with(ALL, twos_complement_range=ALL["02.1"] - 3))
+@entry("ok", _with(ALL, overflows=ALL["02.1"] - 3))
 def huge_answer() -> dict:
-    """Widths 4 and 8 answer with big arrays (4 and 1 million elements, 32 and
-    8 MB: legal on the wire, and wrong): those three cases (8 is visible and
-    hidden) fail and nothing else changes -- no timeout: 43 MB of JSON takes
-    well under the 3 s call limit."""
-    source = SOLUTION_ANSWERS["twos_complement_range"].replace(
-        "    half = ",
-        "    if bits in (4, 8):\n"
-        "        size = 4_000_000 if bits == 4 else 1_000_000\n"
+    """Sums of int16 arrays answer with big arrays (4 million elements, 32 MB,
+    for the visible 4-element input; 1 million, 8 MB, for the two hidden ones:
+    legal on the wire, and wrong): those three cases fail and nothing else
+    changes -- no timeout: 43 MB of JSON takes well under the 3 s call limit."""
+    source = SOLUTION_ANSWERS["overflows"].replace(
+        '    if op == "+":',
+        '    if a.dtype == np.int16 and op == "+":\n'
+        "        size = 4_000_000 if a.size == 4 else 1_000_000\n"
         "        return np.zeros(size, dtype=np.int64)\n"
-        "    half = ",
+        '    if op == "+":',
+        1,
     )
     assert "4_000_000" in source
-    return answered(twos_complement_range=source)
+    return answered(overflows=source)
 
 
 # --- the reference files
@@ -1159,7 +1170,7 @@ for _path in {paths!r}:
         continue
     _writable.append(_path)
 if _writable:
-    def twos_complement_range(bits):
+    def overflows(a, b, op):
         return "writable from the sandbox: " + ", ".join(_writable)
 """
 

@@ -397,20 +397,30 @@ def test_feedback_is_public(batch, secrets, name):
 
 def test_feedback_explains_visible_failures(batch):
     """A failed visible case in the feedback file carries the text the
-    notebook's check prints (feedback.explain): here the corpus's wrong
-    twos_complement_range, which returns (-largest, largest)."""
+    notebook's check prints (feedback.explain): here the corpus's wrong answer
+    to 02.1, which computes a - b as a + (-b)."""
     text = (batch.out / "feedback" / "wrong.md").read_text(encoding="utf-8")
     graded = batch.reference.questions["02.1"]
     question = graded.question
+    namespace = {"np": np}
+    exec(corpus.WRONG[question.function], namespace)
+    wrong = namespace[question.function]
+    failed = 0
     for case, hidden in graded.cases:
         if hidden:
             continue
-        (bits,) = case.args
-        largest = 2 ** (bits - 1) - 1
-        explained = feedback.explain(question, case, (-largest, largest))
+        got = wrong(*case.args)
+        verdict, _ = feedback.compare(
+            case.expected, got, check_dtype=question.check_dtype
+        )
+        if verdict == "exact":  # this mistake does not touch the case
+            continue
+        failed += 1
+        explained = feedback.explain(question, case, got)
         assert "first difference" in explained
         for line in explained.splitlines():  # markdown: runs of spaces are one
             assert f"  - {' '.join(line.split())}" in text, line
+    assert failed, "the wrong answer fails no visible case"
 
 
 def test_results_keep_no_large_answers(batch):
