@@ -305,6 +305,10 @@ class ImageBitDepth(Explorer):
             self._shown["round", b] = _signals.quantize_image(self.image, b)
             self._shown["dither", b] = _signals.quantize_image(self.image + noise, b)
             self._shown["diffusion", b] = _signals.error_diffusion(self.image, b)
+        self._sqnr = {
+            key: _signals.sqnr_db(self.image, shown)
+            for key, shown in self._shown.items()
+        }
         self.controls = {
             "bits": widgets.IntSlider(value=bits, min=1, max=8, description="bits"),
             "method": widgets.Dropdown(
@@ -316,7 +320,7 @@ class ImageBitDepth(Explorer):
         }
         self.view = _png_view()
         self.fig, (self.ax_a, self.ax_b, self.ax_zoom) = new_figure(
-            1, 3, figsize=(7.6, 3.2), gridspec_kw={"width_ratios": [1, 1, 1.17]}
+            1, 3, figsize=(6.9, 2.9), gridspec_kw={"width_ratios": [1, 1, 1.17]}
         )
         for ax in (self.ax_a, self.ax_b, self.ax_zoom):
             ax.set_axis_off()
@@ -354,7 +358,7 @@ class ImageBitDepth(Explorer):
         self.im_zoom.set_data(self.crop)
         for box in self.boxes:
             box.set_xy((col - 0.5, row - 0.5))
-        sqnr = _signals.sqnr_db(self.image, self.shown)
+        sqnr = self._sqnr[method, bits]
         how = _METHOD_SHORT[method]
         self.ax_b.set_title(
             f"{bits} bit{'s' if bits > 1 else ''}: {2**bits} levels/channel\n"
