@@ -3,9 +3,11 @@
 Every definition the notebooks use lives here once.  The subject, one module
 per idea, by chapter:
 
-* 01 :mod:`qlib.signals` -- sampling, uniform quantizers, SQNR, dither, noise
-  shaping, companding, images, audio; :mod:`qlib.kmeans` -- k-means, and
-  K-means weight sharing (06)
+* 01 :mod:`qlib.signals` -- sampling and aliasing, uniform quantizers, SQNR
+  (against bits, input level and clip: ``sqnr_vs_level``, ``sqnr_vs_clip``),
+  spectra, dither, noise shaping, companding, speech-like and other test
+  signals, images and error diffusion, audio; :mod:`qlib.kmeans` -- k-means,
+  and K-means weight sharing (06)
 * 02 :mod:`qlib.integers` -- integer encodings, overflow, sub-byte packing
 * 03 :mod:`qlib.fixedpoint` -- Qm.n formats, rounding, overflow, integer
   arithmetic and the M0 * 2**-shift multiplier
@@ -36,8 +38,10 @@ per idea, by chapter:
   for exercises; :mod:`qlib.plot` -- the course's figure style
 
 Private siblings keep a chapter module to one sitting; learners import the
-chapter module, which imports or re-exports them: ``qlib._signal_images`` (the
-images of 01) and ``qlib._signal_checks`` (the argument checks both share),
+chapter module, which imports or re-exports them: ``qlib._signal_sources``
+(the test signals of 01, aliasing and the power spectrum),
+``qlib._signal_images`` (the images of 01) and ``qlib._signal_checks`` (the
+argument checks the three share),
 ``qlib._integer_codes`` (02: argument checks, n-bit wrap and sign extension,
 the sign-magnitude and ones' complement encoders), ``qlib._fixed_rounding``
 (03: exact rounding and overflow), ``qlib._float_codec`` (04, 05: how

@@ -5,21 +5,24 @@ The uniform quantizer with ``bits`` bits over ``[-x_max, x_max]`` has step
 
     delta = 2 * x_max / 2**bits
 
-and ``2**bits`` levels ``x_q = k * delta`` (mid-tread) or ``(k + 1/2) * delta``
-(mid-rise) for ``k = -2**(bits-1) ... 2**(bits-1) - 1``.  Inputs beyond the
+and ``2**bits`` levels ``x_q = q * delta`` (mid-tread) or ``(q + 1/2) * delta``
+(mid-rise) for ``q = -2**(bits-1) ... 2**(bits-1) - 1``.  Inputs beyond the
 end levels are clipped to them.
 
-The image functions (:func:`load_sample_image`, :func:`quantize_image`,
-:func:`error_diffusion`, :func:`count_colours`, :func:`kmeans_palette`) live in
-``qlib/_signal_images.py`` and are re-exported here; the argument checks the
-two modules share are in ``qlib/_signal_checks.py``.
+Two private siblings keep this module to one sitting; their functions are
+re-exported here: the test signals and spectra (:func:`time_axis`,
+:func:`sine`, :func:`chord`, :func:`chirp`, :func:`music_like`,
+:func:`speech_like`, :func:`alias_frequency`, :func:`power_spectrum`) in
+``qlib/_signal_sources.py``, and the images (:func:`load_sample_image`,
+:func:`quantize_image`, :func:`error_diffusion`, :func:`count_colours`,
+:func:`kmeans_palette`) in ``qlib/_signal_images.py``; the argument checks
+the three modules share are in ``qlib/_signal_checks.py``.
 
 Taught in ``notebooks/01_signal_quantization.ipynb``.
 """
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from typing import Literal
 
@@ -34,11 +37,23 @@ from ._signal_images import (
     load_sample_image,
     quantize_image,
 )
+from ._signal_sources import (
+    SCALINGS,
+    alias_frequency,
+    chirp,
+    chord,
+    music_like,
+    power_spectrum,
+    sine,
+    speech_like,
+    time_axis,
+)
 
 __all__ = [
     "A_LAW",
     "KINDS",
     "MU_LAW",
+    "SCALINGS",
     "a_law_compress",
     "a_law_expand",
     "alias_frequency",
@@ -61,6 +76,7 @@ __all__ = [
     "sine",
     "speech_like",
     "sqnr_db",
+    "sqnr_vs_clip",
     "sqnr_vs_level",
     "step",
     "time_axis",
@@ -71,142 +87,6 @@ MU_LAW = 255.0  # G.711
 A_LAW = 87.6  # G.711
 
 Kind = Literal["midrise", "midtread"]
-
-
-# ------------------------------------------------------------ test signals
-
-
-def time_axis(rate: float, duration: float) -> NDArray[np.float64]:
-    """Sampling instants ``n / rate`` for ``n = 0 .. round(rate * duration) - 1``.
-
-    Example:
-        >>> time_axis(4, 1.0)
-        array([0.  , 0.25, 0.5 , 0.75])
-    """
-    rate = _check_positive(rate, "rate")
-    duration = _check_positive(duration, "duration")
-    return np.arange(round(rate * duration)) / rate
-
-
-def sine(t: ArrayLike, freq: float, amplitude: float = 1.0, phase: float = 0.0):
-    """``amplitude * sin(2 pi freq t + phase)``.
-
-    Example:
-        >>> sine([0.0, 0.25], 1.0).round(12)
-        array([0., 1.])
-    """
-    return amplitude * np.sin(2 * np.pi * freq * np.asarray(t, float) + phase)
-
-
-def alias_frequency(freq: ArrayLike, rate: float) -> NDArray[np.float64]:
-    """The frequency at which a sine of ``freq`` Hz shows up once sampled at
-    ``rate`` Hz: ``|freq - k rate|`` for the nearest multiple ``k rate``, a
-    frequency in ``[0, rate/2]``.
-
-    Samples cannot tell a sine at ``f`` from one at ``f - k rate`` (the
-    sines agree at every ``n / rate``), nor from one at ``k rate - f`` (the
-    same samples with the opposite sign): every frequency folds into the band
-    up to the Nyquist frequency ``rate/2``.
-
-    Example:
-        >>> float(alias_frequency(7.0, 10.0)), float(alias_frequency(2.0, 40.0))
-        (3.0, 2.0)
-
-    Taught in ``notebooks/01_signal_quantization.ipynb``.
-    """
-    rate = _check_positive(rate, "rate")
-    folded = np.mod(_as_signal(freq, "freq"), rate)
-    return np.minimum(folded, rate - folded)
-
-
-def chord(t: ArrayLike, freqs: ArrayLike, amplitude: float = 1.0):
-    """Equal-amplitude sines at ``freqs``, scaled so the peak is ``amplitude``.
-
-    Example:
-        >>> t = time_axis(8000, 0.5)
-        >>> float(np.abs(chord(t, [220, 277.2, 329.6])).max())
-        1.0
-    """
-    t = np.asarray(t, float)
-    x = np.sin(2 * np.pi * np.outer(np.asarray(freqs, float), t)).sum(axis=0)
-    return amplitude * x / np.abs(x).max()
-
-
-def chirp(t: ArrayLike, f0: float, f1: float, amplitude: float = 1.0):
-    """A linear chirp sweeping from ``f0`` to ``f1`` Hz over the span of ``t``.
-
-    Example:
-        >>> chirp(time_axis(1000, 1.0), 10, 100).shape
-        (1000,)
-    """
-    t = np.asarray(t, float)
-    span = t[-1] - t[0] if t.size > 1 else 1.0
-    k = (f1 - f0) / span  # Hz per second
-    tau = t - t[0]
-    return amplitude * np.sin(2 * np.pi * (f0 * tau + k * tau**2 / 2))
-
-
-def music_like(rate: float = 8000, duration: float = 2.0, seed: int = 0):
-    """A synthetic melody: notes with harmonics and decaying envelopes.
-
-    Peak amplitude 1, deterministic for a given ``seed``; nothing downloaded.
-
-    Example:
-        >>> x = music_like(8000, 1.0)
-        >>> x.shape, float(np.abs(x).max())
-        ((8000,), 1.0)
-    """
-    t = time_axis(rate, duration)
-    rng = np.random.default_rng(seed)
-    n_notes = max(1, int(4 * duration))
-    starts = np.linspace(0, duration, n_notes, endpoint=False)
-    semitones = rng.choice([0, 2, 4, 5, 7, 9, 11, 12], size=n_notes)
-    freqs = 220.0 * 2 ** (semitones / 12)
-    x = np.zeros_like(t)
-    for start, f in zip(starts, freqs, strict=True):  # a handful of notes
-        tau = t - start
-        on = tau >= 0
-        envelope = np.where(on, np.exp(-4 * np.clip(tau, 0, None)), 0.0)
-        tone = sum(np.sin(2 * np.pi * h * f * tau) / h for h in (1, 2, 3, 4))
-        x += envelope * tone
-    return x / np.abs(x).max()
-
-
-def speech_like(
-    rate: float = 8000, duration: float = 1.0, *, frame: float = 0.02, seed: int = 0
-) -> NDArray[np.float64]:
-    """A speech-like test signal: Laplacian samples in frames of varying loudness.
-
-    The amplitudes of speech are close to a Laplace distribution, peaky with
-    long tails, unlike a sine's.  Each ``frame`` (20 ms, about a phoneme) is
-    Gaussian noise, low-passed so that most of its power lies below 1 kHz as
-    in speech, scaled by ``sqrt(V)`` with ``V`` the frame's power drawn from
-    an exponential distribution: a Gaussian whose variance is exponential is
-    Laplacian, so the samples are.  The frame powers are the exponential's
-    quantiles in a random order, so that even a short signal has the whole
-    distribution.  The result has rms ``1/sqrt(2)``, the rms of a full-scale
-    sine: its level is 0 dBFS, and ``10**(L/20) * speech_like()`` has level
-    ``L`` dBFS.  Deterministic for a given ``seed``; nothing downloaded.
-
-    Example:
-        >>> x = speech_like(8000, 1.0)
-        >>> x.shape, round(float(np.sqrt(np.mean(x**2))), 6)
-        ((8000,), 0.707107)
-
-    Taught in ``notebooks/01_signal_quantization.ipynb``.
-    """
-    t = time_axis(rate, duration)
-    per_frame = max(1, round(_check_positive(frame, "frame") * rate))
-    rng = np.random.default_rng(seed)
-    # Gaussian noise with the spectrum 1 / (1 + (f / 500 Hz)**2), unit variance
-    spectrum = np.fft.rfft(rng.standard_normal(t.size))
-    spectrum /= np.sqrt(1 + (np.fft.rfftfreq(t.size, 1 / rate) / 500.0) ** 2)
-    z = np.fft.irfft(spectrum, t.size)
-    z /= z.std()
-    n_frames = -(-t.size // per_frame)
-    power = -np.log1p(-(rng.permutation(n_frames) + 0.5) / n_frames)  # Exp(1)
-    x = z * np.sqrt(np.repeat(power, per_frame)[: t.size])
-    return x / np.sqrt(2 * np.mean(x**2))
 
 
 # ---------------------------------------------------------------- quantizer
@@ -227,17 +107,25 @@ def quantize_uniform(
 ) -> NDArray[np.float64]:
     """Uniform quantization with ``2**bits`` levels over ``[-x_max, x_max]``.
 
-    ``"midrise"`` levels are ``(k + 1/2) * delta`` (zero is a decision
+    ``"midrise"`` levels are ``(q + 1/2) * delta`` (zero is a decision
     threshold, the levels are symmetric); ``"midtread"`` levels are
-    ``k * delta`` (zero is a level, the largest level is ``x_max - delta``),
-    for ``k = -2**(bits-1) .. 2**(bits-1) - 1``.  Values beyond the end levels
+    ``q * delta`` (zero is a level, the largest level is ``x_max - delta``),
+    for ``q = -2**(bits-1) .. 2**(bits-1) - 1``.  Values beyond the end levels
     are clipped to them.
+
+    Ties go up, toward +inf: mid-rise computes ``floor(x / delta) + 1/2``, so
+    a value on a threshold (a multiple of ``delta``) takes the level above
+    it; mid-tread computes ``floor(x / delta + 1/2)``, so a value halfway
+    between two levels takes the upper one (not the even one, as
+    ``np.round`` would).
 
     Example:
         >>> quantize_uniform([-1.0, -0.1, 0.1, 0.99], 2)
         array([-0.75, -0.25,  0.25,  0.75])
         >>> quantize_uniform([-1.0, -0.1, 0.1, 0.99], 2, kind="midtread")
         array([-1. ,  0. ,  0. ,  0.5])
+        >>> quantize_uniform([-0.25, 0.25, 0.0], 2, kind="midtread")  # ties up
+        array([0. , 0.5, 0. ])
 
     Taught in ``notebooks/01_signal_quantization.ipynb``.
     """
@@ -246,12 +134,12 @@ def quantize_uniform(
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
     x = _as_signal(x)
-    k_min, k_max = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    q_min, q_max = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     if kind == "midrise":
-        k = np.clip(np.floor(x / delta), k_min, k_max)
-        return (k + 0.5) * delta
-    k = np.clip(np.floor(x / delta + 0.5), k_min, k_max)
-    return k * delta
+        q = np.clip(np.floor(x / delta), q_min, q_max)
+        return (q + 0.5) * delta
+    q = np.clip(np.floor(x / delta + 0.5), q_min, q_max)
+    return q * delta
 
 
 def sqnr_db(x: ArrayLike, x_q: ArrayLike) -> float:
@@ -272,6 +160,18 @@ def sqnr_db(x: ArrayLike, x_q: ArrayLike) -> float:
     return float(10 * np.log10(np.sum(x**2) / noise))
 
 
+def _db(power: np.ndarray, noise: np.ndarray) -> NDArray[np.float64]:
+    """``10 log10(power / noise)`` row by row; ``inf`` where there is no noise."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(noise == 0, np.inf, 10 * np.log10(power / noise))
+
+
+def _blocks(rows: int, size: int) -> list[slice]:
+    """Blocks of rows of ``size`` numbers each, about 2**20 numbers a block."""
+    per_block = max(1, 2**20 // max(size, 1))
+    return [slice(i, i + per_block) for i in range(0, rows, per_block)]
+
+
 def sqnr_vs_level(
     x: ArrayLike, levels_db: ArrayLike, quantizer: Callable[[np.ndarray], ArrayLike]
 ) -> NDArray[np.float64]:
@@ -279,8 +179,9 @@ def sqnr_vs_level(
 
     ``x`` is the signal at 0 dB: a full-scale sine (amplitude 1, so ``L`` is
     in dBFS), or :func:`speech_like`, which has the same rms.  The quantizer
-    is called once, on the array of shape ``(len(levels_db), len(x))`` that
-    holds every scaled copy, and the SQNR of each row is
+    is called on arrays of shape ``(levels, len(x))``, each row a scaled
+    copy (all the levels at once, or blocks of them when there are more than
+    about 2**20 numbers), and the SQNR of each row is
     ``10 log10(sum x^2 / sum (x_q - x)^2)`` as in :func:`sqnr_db`.
 
     Example:
@@ -297,16 +198,64 @@ def sqnr_vs_level(
             "x and levels_db must be one-dimensional; "
             f"got shapes {x.shape} and {levels_db.shape}"
         )
-    scaled = 10 ** (levels_db[:, None] / 20) * x[None, :]
-    x_q = _as_signal(quantizer(scaled), "quantizer(x)")
-    if x_q.shape != scaled.shape:
+    gains = 10 ** (levels_db / 20)
+    power, noise = np.empty(gains.size), np.empty(gains.size)
+    for rows in _blocks(gains.size, x.size):  # blocks of levels, not elements
+        scaled = gains[rows, None] * x[None, :]
+        x_q = _as_signal(quantizer(scaled), "quantizer(x)")
+        if x_q.shape != scaled.shape:
+            raise ValueError(
+                f"quantizer must keep the shape {scaled.shape}; got {x_q.shape}"
+            )
+        power[rows] = np.sum(scaled**2, axis=1)
+        noise[rows] = np.sum((x_q - scaled) ** 2, axis=1)
+    return _db(power, noise)
+
+
+def sqnr_vs_clip(
+    x: ArrayLike, bits: int, clips: ArrayLike, *, kind: Kind = "midrise"
+) -> NDArray[np.float64]:
+    """SQNR in dB of ``quantize_uniform(x, bits, x_max=c, kind=kind)`` at each
+    clip ``c`` in ``clips``.
+
+    The clip is the quantizer's full scale.  A larger one makes the step
+    ``delta = 2 c / 2**bits`` coarser for every sample; a smaller one clips
+    the samples beyond ``±c``.  For data with long tails, such as the
+    weights and activations of a network, the best clip lies well below the
+    largest ``|x|``.  ``x`` may have any shape; the SQNR is over all of it.
+
+    Quantizing ``x`` over ``[-c, c]`` is quantizing ``x / c`` over
+    ``[-1, 1]`` and multiplying by ``c``: the same numbers, bit for bit (the
+    steps differ by the factor ``c`` alone).  So the clips are done as one
+    array of shape ``(clips, x.size)``, or in blocks of clips when there are
+    more than about 2**20 numbers.
+
+    Example:
+        >>> x = np.random.default_rng(0).laplace(0.0, 1.0, 10_000)
+        >>> round(float(np.abs(x).max()), 2)
+        11.95
+        >>> sqnr_vs_clip(x, 4, [2.0, 5.0, 11.95]).round(1)
+        array([ 7.9, 15.5, 10.1])
+
+    Taught in ``notebooks/01_signal_quantization.ipynb``.
+    """
+    bits = _check_bits(bits)
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+    x = _as_signal(x).ravel()
+    clips = _as_signal(clips, "clips")
+    if clips.ndim != 1 or clips.size == 0:
         raise ValueError(
-            f"quantizer must keep the shape {scaled.shape}; got {x_q.shape}"
+            f"clips must be a non-empty one-dimensional array; got shape {clips.shape}"
         )
-    noise = np.sum((x_q - scaled) ** 2, axis=1)
-    power = np.sum(scaled**2, axis=1)
-    with np.errstate(divide="ignore"):
-        return np.where(noise == 0, np.inf, 10 * np.log10(power / noise))
+    if not np.all(np.isfinite(clips) & (clips > 0)):
+        raise ValueError("clips must be positive, finite numbers")
+    noise = np.empty(clips.size)
+    for rows in _blocks(clips.size, x.size):  # blocks of clips, not elements
+        c = clips[rows, None]
+        x_q = c * quantize_uniform(x[None, :] / c, bits, kind=kind)
+        noise[rows] = np.sum((x_q - x) ** 2, axis=1)
+    return _db(np.full(clips.size, np.sum(x**2)), noise)
 
 
 # ------------------------------------------------------- dither and shaping
@@ -340,8 +289,8 @@ def noise_shape(
     """First-order noise shaping by error feedback.
 
     Each sample is quantized after subtracting the previous sample's
-    quantization error: ``v[n] = x[n] - e[n-1]``, ``y[n] = Q(v[n])``,
-    ``e[n] = y[n] - v[n]``.  The output error ``y[n] - x[n] = e[n] - e[n-1]``
+    quantization error: ``v[k] = x[k] - e[k-1]``, ``y[k] = Q(v[k])``,
+    ``e[k] = y[k] - v[k]``.  The output error ``y[k] - x[k] = e[k] - e[k-1]``
     is the quantization error filtered by ``1 - z^-1``: pushed to high
     frequencies.
 
@@ -360,12 +309,12 @@ def noise_shape(
         (-(2 ** (bits - 1)) + offset) * delta,
         (2 ** (bits - 1) - 1 + offset) * delta,
     )
-    # Without clipping, sum(y[:n+1]) = sum(x[:n+1]) + e[n] and every y[n] sits on
+    # Without clipping, sum(y[:k+1]) = sum(x[:k+1]) + e[k] and every y[k] sits on
     # the grid, so the running sum of y is the running sum of x rounded to the
     # grid: one vectorized pass.
     flat = x.reshape(-1)
-    n = np.arange(1, flat.size + 1)
-    running = np.cumsum(flat) - offset * delta * n
+    count = np.arange(1, flat.size + 1)
+    running = np.cumsum(flat) - offset * delta * count
     y = np.diff(delta * np.floor(running / delta + 0.5), prepend=0.0) + offset * delta
     if flat.size and (y.min() < lo - 1e-12 or y.max() > hi + 1e-12):
         y = _noise_shape_loop(flat, bits, x_max, kind)  # a level clipped: recurse
@@ -376,59 +325,11 @@ def _noise_shape_loop(x: np.ndarray, bits: int, x_max: float, kind: Kind) -> np.
     """The error-feedback recursion sample by sample (used when levels clip)."""
     y = np.empty_like(x)
     e = 0.0
-    for n, xn in enumerate(x.tolist()):  # recursive: each sample needs the last
-        v = xn - e
-        y[n] = quantize_uniform(v, bits, x_max=x_max, kind=kind)
-        e = y[n] - v
+    for k, xk in enumerate(x.tolist()):  # recursive: each sample needs the last
+        v = xk - e
+        y[k] = quantize_uniform(v, bits, x_max=x_max, kind=kind)
+        e = y[k] - v
     return y
-
-
-# ----------------------------------------------------------------- spectra
-
-
-def power_spectrum(
-    x: ArrayLike, rate: float, *, segment: int | None = None
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """One-sided power spectrum: ``(frequencies in Hz, power per bin)``.
-
-    The powers add up to the mean square of ``x`` (Parseval), so the power in
-    a band is a sum over its bins, and a sine of amplitude ``a`` puts
-    ``a**2 / 2`` in its bin.  With ``segment=L`` the spectrum is the average
-    over non-overlapping segments of ``L`` samples, each Hann-windowed (Welch's
-    method): smoother, at the price of resolution; a white noise of power
-    ``s`` then shows ``2 s / L`` in every bin but the first and last.
-
-    Example:
-        >>> t = time_axis(8, 1.0)
-        >>> f, p = power_spectrum(sine(t, 2.0), 8)
-        >>> f.tolist(), p.round(12).tolist()
-        ([0.0, 1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.5, 0.0, 0.0])
-    """
-    rate = _check_positive(rate, "rate")
-    x = _as_signal(x)
-    if x.ndim != 1:
-        raise ValueError(f"x must be one-dimensional; got shape {x.shape}")
-    n = x.size if segment is None else segment
-    if (
-        isinstance(n, bool)
-        or not isinstance(n, numbers.Integral)
-        or not 2 <= n <= x.size
-    ):
-        raise ValueError(
-            f"segment must be an integer in [2, {x.size}]; got {segment!r}"
-        )
-    one_sided = np.full(n // 2 + 1, 2.0)
-    one_sided[0] = 1.0
-    if n % 2 == 0:
-        one_sided[-1] = 1.0  # the Nyquist bin has no mirror image
-    if segment is None:
-        power = np.abs(np.fft.rfft(x)) ** 2 / n**2
-    else:
-        window = np.hanning(n)
-        frames = x[: x.size // n * n].reshape(-1, n) * window
-        spectra = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-        power = spectra.mean(axis=0) / (n * (window**2).sum())
-    return np.fft.rfftfreq(n, 1 / rate), one_sided * power
 
 
 # --------------------------------------------------------------- companding

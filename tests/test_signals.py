@@ -281,6 +281,79 @@ def test_power_spectrum_obeys_parseval_and_finds_a_sine():
         S.power_spectrum(x, 1.0, segment=1)
 
 
+def direct_power(x: np.ndarray) -> np.ndarray:
+    """One-sided power per bin from the DFT written out as a matrix product:
+    X[k] = sum_m x[m] exp(-2 pi i k m / M); |X[k]|**2 / M**2, doubled for the
+    bins that have a mirror image at a negative frequency."""
+    m = x.size
+    k = np.arange(m // 2 + 1)
+    dft = np.exp(-2j * np.pi * np.outer(k, np.arange(m)) / m) @ x
+    power = np.abs(dft) ** 2 / m**2
+    power[1 : (m + 1) // 2] *= 2  # 0 and, for an even M, M/2 have no mirror
+    return power
+
+
+@pytest.mark.parametrize("size", [64, 63, 2, 3])
+def test_power_spectrum_scalings_against_the_direct_dft(size):
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal(size) + 0.3  # a mean, so that DC holds something
+    expected = direct_power(x)
+    widths = np.full(size // 2 + 1, 2 / size)  # bins in units of omega / pi
+    widths[0] = 1 / size
+    if size % 2 == 0:
+        widths[-1] = 1 / size  # the Nyquist bin: half a bin too
+    f, power = S.power_spectrum(x, 10.0)
+    _, full = S.power_spectrum(x, 10.0, scaling="full_scale")
+    _, density = S.power_spectrum(x, 10.0, scaling="density")
+    assert np.allclose(f, np.arange(size // 2 + 1) * 10.0 / size, rtol=0, atol=1e-12)
+    assert np.allclose(power, expected, rtol=1e-10, atol=1e-15)
+    assert np.allclose(full, 2 * expected, rtol=1e-10, atol=1e-15)
+    assert np.allclose(density * widths, expected, rtol=1e-10, atol=1e-15)
+    # Parseval: bins add up to the mean square, and the density integrates
+    # to it over omega / pi in [0, 1]
+    mean_square = math.fsum(x**2) / size
+    assert math.isclose(power.sum(), mean_square, rel_tol=1e-12)
+    assert math.isclose(math.fsum(density * widths), mean_square, rel_tol=1e-12)
+
+
+def test_power_spectrum_welch_scalings_against_the_direct_dft():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(1000)
+    segment = 64
+    m = np.arange(segment)
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * m / (segment - 1))  # symmetric Hann
+    frames = x[: 1000 // segment * segment].reshape(-1, segment) * hann
+    # each windowed segment's power, rescaled to the window's power, averaged
+    expected = np.mean([direct_power(fr) for fr in frames], axis=0) * (
+        segment / np.sum(hann**2)
+    )
+    _, power = S.power_spectrum(x, 1.0, segment=segment)
+    _, density = S.power_spectrum(x, 1.0, segment=segment, scaling="density")
+    assert np.allclose(power, expected, rtol=1e-10)
+    half = np.ones(segment // 2 + 1)
+    half[[0, -1]] = 2  # the half bins at DC and Nyquist
+    assert np.allclose(density, expected * segment / 2 * half, rtol=1e-10)
+
+
+def test_power_spectrum_density_of_white_noise_is_its_power_everywhere():
+    # Welch's average over 400 segments: an inner bin's estimate has relative
+    # sd 1/sqrt(400) = 5 %; the DC and Nyquist bins of a real signal sqrt(2)
+    # times that (one degree of freedom)
+    rng = np.random.default_rng(7)
+    s = 0.25
+    noise = rng.normal(0.0, math.sqrt(s), 256 * 400)
+    _, density = S.power_spectrum(noise, 1.0, segment=256, scaling="density")
+    assert abs(density[1:-1].mean() / s - 1) < 0.02
+    assert np.all(np.abs(density[1:-1] / s - 1) < 0.3)  # 6 sd
+    assert abs(density[0] / s - 1) < 0.3 and abs(density[-1] / s - 1) < 0.3
+    # and a full-scale sine reads 1 (0 dBFS) in full-scale units
+    t = S.time_axis(1000, 1.0)
+    _, full = S.power_spectrum(S.sine(t, 125.0), 1000.0, scaling="full_scale")
+    assert full.max() == pytest.approx(1.0, abs=1e-12)
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        S.power_spectrum(noise, 1.0, scaling="dB")
+
+
 # ------------------------------------------------ aliasing, speech, sweeps
 
 
@@ -350,6 +423,57 @@ def test_sqnr_vs_level_is_sqnr_db_at_each_gain():
         S.sqnr_vs_level(x, levels, lambda v: v[0])
     with pytest.raises(ValueError, match="one-dimensional"):
         S.sqnr_vs_level(x, [[0.0]], lambda v: v)
+    # more levels than one block holds (2**20 numbers): the blocks agree with
+    # the levels swept one by one
+    long = S.sine(S.time_axis(48000, 1.0), 1000 * math.sqrt(2))
+    many = np.linspace(-60.0, 6.0, 45)
+    swept = S.sqnr_vs_level(long, many, lambda v: S.quantize_uniform(v, 8))
+    assert np.array_equal(
+        swept[[0, 21, 22, 44]],
+        [
+            S.sqnr_vs_level(long, [L], lambda v: S.quantize_uniform(v, 8))[0]
+            for L in many[[0, 21, 22, 44]]
+        ],
+    )
+
+
+def test_sqnr_vs_clip_is_sqnr_db_at_each_clip():
+    rng = np.random.default_rng(11)
+    x = rng.laplace(0.0, 1.0, (40, 50))  # any shape: the SQNR is over all of it
+    clips = np.concatenate([rng.uniform(0.05, 12.0, 40), [np.abs(x).max(), 2.0**-3]])
+    for kind in S.KINDS:
+        for bits in (1, 2, 4, 8, 16):
+            got = S.sqnr_vs_clip(x, bits, clips, kind=kind)
+            for c, sqnr in zip(clips, got, strict=True):
+                x_q = S.quantize_uniform(x, bits, x_max=c, kind=kind)
+                assert sqnr == pytest.approx(S.sqnr_db(x, x_q), rel=1e-12)
+    # quantizing x / c over [-1, 1] and scaling by c gives qlib's levels over
+    # [-c, c] bit for bit: the steps differ by the factor c alone
+    flat = x.ravel()
+    for c in clips:
+        for kind in S.KINDS:
+            assert np.array_equal(
+                c * S.quantize_uniform(flat / c, 5, kind=kind),
+                S.quantize_uniform(flat, 5, x_max=c, kind=kind),
+            )
+
+
+def test_sqnr_vs_clip_in_blocks_and_its_errors():
+    # more clips than one block holds (2**20 elements): the blocks agree
+    x = np.random.default_rng(2).normal(0.0, 1.0, 50_000)
+    clips = np.linspace(0.5, 5.0, 45)
+    whole = S.sqnr_vs_clip(x, 3, clips)
+    parts = np.concatenate([S.sqnr_vs_clip(x, 3, clips[i : i + 7]) for i in (0, 7)])
+    assert np.array_equal(whole[:14], parts)
+    assert S.sqnr_vs_clip([0.25, -0.75], 2, [1.0]).tolist() == [np.inf]  # on levels
+    with pytest.raises(ValueError, match="clips must be a non-empty"):
+        S.sqnr_vs_clip(x, 3, [])
+    with pytest.raises(ValueError, match="clips must be positive"):
+        S.sqnr_vs_clip(x, 3, [1.0, 0.0])
+    with pytest.raises(ValueError, match="kind must be one of"):
+        S.sqnr_vs_clip(x, 3, [1.0], kind="round")
+    with pytest.raises(ValueError, match="bits must be in"):
+        S.sqnr_vs_clip(x, 0, [1.0])
 
 
 # ----------------------------------------------------------- error diffusion
