@@ -29,6 +29,15 @@ from ..plot import Layers
 __all__ = ["Explorer"]
 
 
+def _choice(value: object, name: str, options) -> object:
+    """``value`` if it is one of ``options``, else a ValueError naming ``name``."""
+    if value not in options:
+        raise ValueError(
+            f"{name} must be one of {', '.join(map(str, options))}; got {value!r}"
+        )
+    return value
+
+
 class Explorer:
     """Base class: ``controls`` wired to ``_redraw``, a live view and a static copy.
 

@@ -16,6 +16,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from .. import integers as _integers
+from .. import signals as _signals
 from .._integer_codes import _as_codes, _check_bits
 from ..plot import COLORS, Layers, new_figure
 from ._explorer import Explorer, _png_view
@@ -30,14 +31,17 @@ __all__ = ["BitFlipper", "LevelsDemo", "NumberWheel"]
 class LevelsDemo(Explorer):
     """A sine wave rounded to the 2**bits values of a ``bits``-bit integer.
 
-    The samples are scaled to the integer grid, rounded, saturated into the
-    two's-complement range, and scaled back: ``x_q = q / 2**(bits-1)``.
+    The samples are scaled to the integer grid, rounded to the nearest
+    integer (ties upward), saturated into the two's-complement range, and
+    scaled back: ``x_q = q / 2**(bits-1)``.  That is the mid-tread uniform
+    quantizer of chapter 01, :func:`qlib.signals.quantize_uniform` with
+    ``kind="midtread"`` over ``[-1, 1]``, whose step is ``2**(1-bits)``.
 
     Example:
         >>> demo = LevelsDemo(bits=3)
         >>> demo.controls["bits"].value = 1
-        >>> sorted(set(demo.x_q.tolist()))
-        [-1.0, 0.0]
+        >>> sorted(set(demo.x_q.tolist())), sorted(set(demo.q.tolist()))
+        ([-1.0, 0.0], [-1, 0])
 
     Taught in ``notebooks/00_start_here.ipynb``.
     """
@@ -64,11 +68,8 @@ class LevelsDemo(Explorer):
 
     def _redraw(self) -> None:
         n = self.controls["bits"].value
-        scale = 2 ** (n - 1)
-        q = _integers.encode(
-            np.round(self.x * scale), n, "twos_complement", overflow="saturate"
-        )
-        self.x_q = _integers.decode(q, n, "twos_complement") / scale
+        self.x_q = _signals.quantize_uniform(self.x, n, kind="midtread")
+        self.q = (self.x_q * 2 ** (n - 1)).astype(np.int64)  # the stored integers
         self.line.set_ydata(self.x_q)
         self.ax.set_title(f"{n} bit{'s' if n > 1 else ''}: {2**n} levels")
 
