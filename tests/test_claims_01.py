@@ -11,6 +11,7 @@ they are held to what the prose says about them.
 
 from __future__ import annotations
 
+import itertools
 import math
 from fractions import Fraction
 
@@ -248,9 +249,12 @@ def clipped_sine_sqnr(a: float, bits: int) -> float:
 def level_sweep(full_scale_sine):
     levels_db = np.arange(-60, 6.01, 0.5)
     x = full_scale_sine
-    sqnr = np.array(
-        [sqnr_db(a * x, quantize_uniform(a * x, 8)) for a in 10 ** (levels_db / 20)]
-    )
+    sqnr = signals.sqnr_vs_level(x, levels_db, lambda v: quantize_uniform(v, 8))
+    # the sweep is sqnr_db of each scaled copy, level by level
+    for level in (-60.0, -20.0, 0.0, 6.0):
+        a = 10 ** (level / 20)
+        expected = sqnr_db(a * x, quantize_uniform(a * x, 8))
+        assert sqnr[levels_db == level][0] == pytest.approx(expected, abs=1e-9)
     return levels_db, sqnr
 
 
@@ -292,6 +296,154 @@ def test_too_quiet_the_curve_wobbles(level_sweep):
     deviation = sqnr - (6.02 * 8 + 1.76 + levels_db)
     quiet = levels_db <= -40
     assert deviation[quiet].min() < -1 and deviation[quiet].max() > 1  # both ways
+
+
+# ------------------------------------------- long tails: where to clip
+
+
+SIGMA_LAPLACE_B = 1 / math.sqrt(2)  # Laplace(b) has sigma = b sqrt(2)
+CLIPS = np.arange(4, 129) / 16  # the notebook's clips, 0.25 sigma ... 8 sigma
+WIDTHS = range(2, 9)
+
+
+def partial_moments(lo: float, hi: float, kind: str) -> tuple[float, float, float]:
+    """int_lo^hi x**j p(x) dx, j = 0, 1, 2, for 0 <= lo < hi <= inf, from the
+    antiderivatives: the standard normal (Phi, -phi, Phi - x phi) and the
+    Laplace density exp(-x/b) / (2 b) with b = 1/sqrt(2)."""
+
+    def antiderivative(x: float) -> tuple[float, float, float]:
+        if kind == "Gaussian":
+            if math.isinf(x):
+                return 1.0, 0.0, 1.0
+            phi = math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+            cdf = 0.5 * math.erfc(-x / math.sqrt(2))
+            return cdf, -phi, cdf - x * phi
+        b = SIGMA_LAPLACE_B
+        if math.isinf(x):
+            return 0.0, 0.0, 0.0
+        e = math.exp(-x / b) / 2
+        return -e, -(x + b) * e, -(x * x + 2 * b * x + 2 * b * b) * e
+
+    a, z = antiderivative(lo), antiderivative(hi)
+    return z[0] - a[0], z[1] - a[1], z[2] - a[2]
+
+
+def exact_sqnr(clip: float, bits: int, kind: str) -> float:
+    """SQNR of the mid-rise quantizer over [-clip, clip] on the unit-variance
+    density itself: E[(Q(x) - x)**2] integrated cell by cell, in closed form
+    (the top cell runs to infinity: the clipped tail)."""
+    delta = 2 * clip / 2**bits
+    half = 2 ** (bits - 1)
+    mse = 0.0
+    for j in range(half):  # the cells of x >= 0; the density is symmetric
+        lo, hi = j * delta, (j + 1) * delta if j < half - 1 else math.inf
+        level = (j + 0.5) * delta
+        m0, m1, m2 = partial_moments(lo, hi, kind)
+        mse += 2 * (m2 - 2 * level * m1 + level**2 * m0)
+    return -10 * math.log10(mse)  # the signal power is 1
+
+
+@pytest.fixture(scope="module")
+def tails() -> dict[str, np.ndarray]:
+    """The notebook's samples: 20000 of each, sigma = 1, seed 0."""
+    rng = np.random.default_rng(0)
+    return {
+        "Gaussian": rng.normal(0.0, 1.0, 20_000),
+        "Laplacian": rng.laplace(0.0, SIGMA_LAPLACE_B, 20_000),
+    }
+
+
+@pytest.fixture(scope="module")
+def clip_curves(tails) -> dict[tuple[str, int], np.ndarray]:
+    return {
+        (name, bits): signals.sqnr_vs_clip(x, bits, CLIPS)
+        for name, x in tails.items()
+        for bits in WIDTHS
+    }
+
+
+def test_exact_moments_are_those_of_unit_variance_densities():
+    for kind in ("Gaussian", "Laplacian"):
+        m0, _, m2 = partial_moments(0.0, math.inf, kind)
+        assert (2 * m0, 2 * m2) == (pytest.approx(1.0), pytest.approx(1.0))
+        # against a plain quadrature of the density on [0, 3]
+        x = np.linspace(0.0, 3.0, 300_001)
+        if kind == "Gaussian":
+            p = np.exp(-(x**2) / 2) / math.sqrt(2 * math.pi)
+        else:
+            p = np.exp(-x / SIGMA_LAPLACE_B) / (2 * SIGMA_LAPLACE_B)
+        for j, m in enumerate(partial_moments(0.0, 3.0, kind)):
+            assert np.trapezoid(x**j * p, x) == pytest.approx(m, rel=1e-9)
+
+
+def test_clip_sweep_follows_the_exact_integral(tails, clip_curves):
+    # 20000 samples estimate the error power to a few percent (0.3 dB is
+    # 7 %) where the tail is sampled well: up to 5 bits at every clip; with
+    # more bits the clipped tail beyond the largest sample is missing
+    for name in tails:
+        for bits in range(2, 6):
+            exact = np.array([exact_sqnr(c, bits, name) for c in CLIPS])
+            assert np.abs(clip_curves[name, bits] - exact).max() < 0.3
+
+
+def test_the_best_clip_of_each_width(tails, clip_curves):
+    best = {}
+    for name in tails:
+        for bits in WIDTHS:
+            exact = np.array([exact_sqnr(c, bits, name) for c in CLIPS])
+            i = int(np.argmax(clip_curves[name, bits]))
+            best[name, bits] = CLIPS[i]
+            # the samples' best clip is as good as the density's, to 0.05 dB
+            assert exact.max() - exact[i] < 0.05
+            if bits == 4:
+                exact_best = CLIPS[np.argmax(exact)]
+                assert abs(CLIPS[i] - exact_best) <= 0.15
+    # the best clip moves out with every bit, for both
+    for name in tails:
+        clips = [best[name, b] for b in WIDTHS]
+        assert all(a < b for a, b in itertools.pairwise(clips))
+    # in sigma, the Laplacian wants the wider clip at every width (4 bits:
+    # 3.56 against 2.75 sigma); relative to its own largest sample, a
+    # narrower one up to 7 bits (at 8 bits both sit at 0.96 of it)
+    peak = {name: np.abs(x).max() for name, x in tails.items()}
+    for bits in WIDTHS:
+        assert best["Laplacian", bits] > best["Gaussian", bits]
+        relative = {name: best[name, bits] / peak[name] for name in tails}
+        if bits <= 7:
+            assert relative["Laplacian"] < relative["Gaussian"]
+        else:
+            assert abs(relative["Laplacian"] - relative["Gaussian"]) < 0.01
+    assert (best["Laplacian", 4], best["Gaussian", 4]) == (3.5625, 2.75)
+    assert 0.45 < best["Laplacian", 4] / peak["Laplacian"] < 0.55  # "half"
+    # the exact optimum at 4 bits, 5.2 b in units of the Laplace scale b:
+    # Banner et al.'s ACIQ (2019), which takes the granular noise as
+    # Delta**2 / 12, puts it at 5.03 b
+    fine = np.arange(3.0, 4.5, 1 / 256)
+    optimum = fine[np.argmax([exact_sqnr(c, 4, "Laplacian") for c in fine])]
+    assert abs(optimum / SIGMA_LAPLACE_B / 5.03 - 1) < 0.05
+
+
+def test_the_best_clip_against_min_max(tails, clip_curves):
+    gains = {}
+    for name, x in tails.items():
+        peak = np.abs(x).max()
+        for bits in WIDTHS:
+            curve = clip_curves[name, bits]
+            at_peak = signals.sqnr_vs_clip(x, bits, [peak])[0]
+            assert at_peak == pytest.approx(
+                sqnr_db(x, quantize_uniform(x, bits, x_max=peak)), abs=1e-9
+            )
+            gains[name, bits] = curve.max() - at_peak
+            if (name, bits) == ("Laplacian", 4):
+                share = np.mean(np.abs(x) > CLIPS[np.argmax(curve)])
+                assert 0.005 < share < 0.007  # "0.6 % of them"
+            if (name, bits) == ("Laplacian", 2):
+                assert at_peak < 0 < curve.max()  # worse than sending zeros
+    for name in tails:
+        g = [gains[name, b] for b in WIDTHS]
+        assert all(a > b > 0 for a, b in itertools.pairwise(g))  # shrink with bits
+        assert g[-1] < 0.5  # 8 bits: 0.3 dB
+    assert gains["Laplacian", 4] > 4 > gains["Gaussian", 4] > 2  # 4.4 and 2.6 dB
 
 
 # ---------------------------------------------------------------------- dither
@@ -390,6 +542,12 @@ def test_error_spectra_without_and_with_dither(dither_example):
     assert lines.size == 12 and np.all(lines % 2000 == 1000)
     top = freqs[np.argsort(power)[::-1][:3]]
     assert top.tolist() == [1000.0, 3000.0, 11000.0]
+    # in dBFS (over a full-scale sine's power, 1/2), the notebook's lines and
+    # their count are the same with scaling="full_scale"
+    _, full = power_spectrum(e_plain, 48000, scaling="full_scale")
+    assert np.allclose(full, power / 0.5, rtol=1e-12)
+    assert np.array_equal(freqs[full > 1e-12], lines)
+    assert round(10 * math.log10(full.max()), 1) == -23.5
     # with TPDF a flat floor: Delta**2/4 spread over L/2 bins, 2 s / L per
     # bin; a periodogram bin of white noise is exponential, so the largest
     # of 24000 stays within ln(24000) ~ 10 times the mean, far from a line
@@ -448,15 +606,18 @@ def test_shaping_doubles_the_power_and_moves_it_out_of_band(shaping):
 
 
 def test_welch_spectrum_follows_the_response(shaping):
-    # Welch with L = 256: white noise of power s reads 2 s / L in the inner
-    # bins (the first and last have no mirror image and read half)
+    # Welch with L = 256, as a density over omega / pi: white noise of power
+    # s reads s in every bin, DC and Nyquist included (they span half a bin
+    # and hold half a share of the power)
     rate, delta, _, e_shaped, e_plain = shaping
     noise, seg = delta**2 / 12, 256
     f, p_plain = power_spectrum(e_plain, rate, segment=seg)
-    _, p_shaped = power_spectrum(e_shaped, rate, segment=seg)
-    plain, shaped = p_plain * seg / 2 / noise, p_shaped * seg / 2 / noise
+    _, d_plain = power_spectrum(e_plain, rate, segment=seg, scaling="density")
+    _, d_shaped = power_spectrum(e_shaped, rate, segment=seg, scaling="density")
+    plain, shaped = d_plain / noise, d_shaped / noise
+    assert np.allclose(d_plain[1:-1], p_plain[1:-1] * seg / 2, rtol=1e-12)
     assert abs(plain[1:-1].mean() - 1) < 0.05
-    assert abs(plain[0] - 0.5) < 0.2 and abs(plain[-1] - 0.5) < 0.2
+    assert abs(plain[0] - 1) < 0.4 and abs(plain[-1] - 1) < 0.4
     # 62 segments average each bin to about 13 %; a few bins together to 1 dB
     for centre, gain_db in ((rate / 6, 0.0), (rate / 2, 10 * math.log10(4))):
         near = (np.abs(f - centre) <= 150) & (f > 0)
@@ -503,17 +664,18 @@ def companding_sweep():
     unit = sine(time_axis(8000, 0.5), 50 * np.sqrt(2))
     levels_db = np.arange(-70, 0.5, 1.0)
     a = 10 ** (levels_db / 20)
-    curves = {
-        law: np.array(
-            [
-                sqnr_db(ai * unit, quantize_companded(ai * unit, 8, law=law))
-                if law != "linear"
-                else sqnr_db(ai * unit, quantize_uniform(ai * unit, 8))
-                for ai in a
-            ]
-        )
-        for law in ("linear", "mu", "a")
+    quantizers = {
+        "linear": lambda v: quantize_uniform(v, 8),
+        "mu": lambda v: quantize_companded(v, 8),
+        "a": lambda v: quantize_companded(v, 8, law="a"),
     }
+    curves = {
+        law: signals.sqnr_vs_level(unit, levels_db, q) for law, q in quantizers.items()
+    }
+    for law, q in quantizers.items():  # each level is sqnr_db of its copy
+        for i in (0, 30, 70):
+            expected = sqnr_db(a[i] * unit, q(a[i] * unit))
+            assert curves[law][i] == pytest.approx(expected, abs=1e-9)
     return levels_db, a, curves
 
 
@@ -685,6 +847,27 @@ def test_sampling_explorer_shows_what_its_section_says():
     for bits in range(8, 13):  # close to flat: every bar within 13 % of 1
         ex.controls["bits"].value = bits
         assert np.abs(ex.hist.get_data().values - 1).max() < 0.13
+    # 4. at 10 samples/s a 7 Hz sine gives the samples of -3 Hz: the same
+    # numbers at every instant k / rate; 3, 7, 13 and 17 Hz all show 3 Hz;
+    # at 5 Hz = rate/2 every sample is a zero of the sine
+    ex.controls["bits"].value = 3
+    ex.controls["rate"].value = 10
+    ex.controls["freq"].value = 7.0
+    assert ex.alias == 3.0
+    assert np.allclose(ex.x, sine(ex.t, -3.0, 0.9), atol=1e-12)
+    for freq in (3.0, 7.0, 13.0, 17.0):
+        ex.controls["freq"].value = freq
+        assert ex.alias == 3.0 and np.abs(ex.e).max() <= step(3) / 2
+    ex.controls["freq"].value = 5.0
+    assert np.abs(ex.x).max() < 1e-12
+    assert "every sample falls on a zero" in ex.headline.get_text()
+    # 5. at 3 bits an amplitude below Delta/2 = 0.125 lands every sample in
+    # the two middle cells: a square wave of +-Delta/2, SQNR about 0 dB
+    ex.controls["rate"].value, ex.controls["freq"].value = 40, 2.0
+    ex.controls["amplitude"].value = 0.1
+    assert set(ex.x_q.tolist()) == {-0.125, 0.125}
+    assert abs(sqnr_db(ex.x, ex.x_q)) < 0.5
+    assert "off the scale" in ex.off_scale.get_text()
 
 
 def test_companding_explorer_shows_what_its_section_says():
@@ -697,8 +880,63 @@ def test_companding_explorer_shows_what_its_section_says():
     for before, after in zip(at8, (ex.sqnr_linear, ex.sqnr_mu), strict=True):
         assert abs((before - after) / 4 - 6.02) < 1.5
     assert ex.sqnr_mu - ex.sqnr_linear > 10
-    # 3. above the crossover, uniform levels win: at full scale, at every depth
+    # 3. above the crossover, uniform levels win: at full scale, at every
+    # depth; the crossover lies between -12 and -10 dBFS
     ex.controls["level_db"].value = 0
     for bits in (4, 8, 12):
         ex.controls["bits"].value = bits
         assert ex.sqnr_linear > ex.sqnr_mu
+    levels = ex.levels_db
+    for bits in range(4, 13):
+        lin, mu = ex._curve("sine", bits, "linear"), ex._curve("sine", bits, "mu")
+        assert levels[np.argmax(lin >= mu)] in (-12.0, -10.0)
+    # 4. at 8 bits mu-law and A-law stay within about 2 dB from -40 dBFS up
+    # (the sine's curves wobble), but at -60 dBFS mu-law's finer step near
+    # zero, Delta ln(1 + mu) / mu = Delta / 46 against A-law's
+    # Delta (1 + ln A) / A = Delta / 16, keeps 21 dB where A-law has 13
+    ex.controls["bits"].value = 8
+    loud = levels >= -40
+    mu, a = ex._curve("sine", 8, "mu"), ex._curve("sine", 8, "a")
+    assert np.abs(mu - a)[loud].max() < 2.2
+    assert round(signals.A_LAW / (1 + math.log(signals.A_LAW))) == 16
+    ex.controls["level_db"].value = -60
+    assert (round(ex.sqnr_mu), round(ex.sqnr_a)) == (21, 13)
+    # 5. speech-like: its peaks clip near full scale, all three near 8 dB;
+    # linear best 12 dB below full scale at 38 dB; the companded laws hold
+    # 36 to 38 dB from there down to -36 dBFS, over 30 dB down to -48 dBFS
+    # (mu-law) and -42 dBFS (A-law)
+    ex.controls["signal"].value = "speech"
+    ex.controls["level_db"].value = 0
+    assert all(8 <= v < 9 for v in ex.sqnr.values())
+    lin = ex._curve("speech", 8, "linear")
+    assert levels[np.argmax(lin)] == -12 and round(lin.max()) == 38
+    for law, lowest in (("mu", -48), ("a", -42)):
+        curve = ex._curve("speech", 8, law)
+        held = (levels <= -12) & (levels >= -36)
+        assert curve[held].min() > 36 and curve[held].max() < 38.6
+        above_30 = levels[(curve > 30) & (levels <= -12)]
+        assert above_30.min() == lowest
+        assert np.all(curve[(levels <= -12) & (levels >= lowest)] > 30)
+
+
+def test_image_explorer_shows_what_its_section_says():
+    ex = widgets.ImageBitDepth(bits=2, zoom="background")
+    sqnr = {}
+    for method in ("round", "dither", "diffusion"):
+        ex.controls["method"].value = method
+        sqnr[method] = round(ex._sqnr[method, 2], 1)
+        # 2. each keeps the 4 levels per channel
+        assert np.array_equal(np.unique(ex.shown), np.arange(4) / 3)
+    # dither and diffusion do not reduce the error: they make it less visible
+    assert sqnr == {"round": 13.8, "dither": 10.0, "diffusion": 10.5}
+    # rounding leaves the background flat; diffusion keeps its local mean
+    ex.controls["method"].value = "round"
+    flat = ex.crop
+    ex.controls["method"].value = "diffusion"
+    original = ex.image[10:58, 200:248]
+    assert np.unique(flat.reshape(-1, 3), axis=0).shape[0] <= 3
+    assert np.abs(ex.crop.mean(axis=(0, 1)) - original.mean(axis=(0, 1))).max() < 0.02
+    assert np.abs(flat.mean(axis=(0, 1)) - original.mean(axis=(0, 1))).max() > 0.05
+    # 3. at 1 bit only the corners of the colour cube
+    ex.controls["bits"].value = 1
+    assert set(np.unique(ex.shown).tolist()) == {0.0, 1.0}

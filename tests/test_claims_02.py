@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from onnx import numpy_helper
 
-from qlib import integers
+from qlib import integers, widgets
 from qlib.integers import SCHEMES, decode, encode, to_bits, value_range
 
 TC = "twos_complement"
@@ -232,6 +232,37 @@ def test_the_bit_flipper_examples():
     assert np.all(change["offset_binary"] == 128)
 
 
+def test_the_bit_flipper_section_with_its_buttons():
+    flipper = widgets.BitFlipper(bits=8, code=0b0111_1111)
+    # the weights of the table: the top bit's per scheme, read off decode
+    top = {s: flipper.weights[s][0] for s in SCHEMES}
+    assert top == {
+        "unsigned": 128,
+        "sign_magnitude": "±",
+        "ones_complement": -127,
+        "twos_complement": -128,
+        "offset_binary": 128,
+    }
+    assert flipper.bias["offset_binary"] == -128
+    assert flipper.weights["twos_complement"][1:] == [64, 32, 16, 8, 4, 2, 1]
+    # 3. +1 from 01111111: unsigned and offset binary step on, the others jump
+    flipper.steps["+1"].click()
+    assert flipper.code == 0b1000_0000
+    assert [flipper.values[s] for s in SCHEMES] == [128, 0, -127, -128, 0]
+    # 4. -1 from zero wraps to all ones, two's complement's -1; then it counts
+    # -2, -3 while unsigned counts 254, 253: (c - 1) mod 256, as Python's ints
+    flipper.set_code(0)
+    flipper.steps["-1"].click()
+    assert flipper.code == 0xFF and "wrapped" in flipper.note
+    for expected in (-1, -2, -3):
+        assert flipper.values["twos_complement"] == expected
+        assert flipper.values["unsigned"] == expected % 256
+        assert flipper.code == int.from_bytes(
+            expected.to_bytes(1, "little", signed=True), "little"
+        )
+        flipper.steps["-1"].click()
+
+
 # ------------------------------------------------------- the adder, overflow
 
 
@@ -255,6 +286,37 @@ def adder(n: int):
             carry_out = total >> n
             rows.append((a, b, total % 2**n, carry_in, carry_out))
     return lo, hi, rows
+
+
+def test_the_wheel_flags_on_every_4_bit_pair():
+    wheel = widgets.NumberWheel(bits=4, a=5, b=4)
+    assert (wheel.carry_out, wheel.carry_in, wheel.overflow_flag) == (0, 1, 1)
+    _, _, rows = adder(4)
+    for a, b, code_sum, carry_in, carry_out in rows:  # the centre's column sum
+        wheel._add_codes(a, b, 4)
+        assert (wheel.code_sum, wheel.carry_in, wheel.carry_out) == (
+            code_sum,
+            carry_in,
+            carry_out,
+        )
+        assert wheel.overflow_flag == int(not -8 <= a + b <= 7)  # V: signed
+    # 1. from a = 5 the first b that overflows is 3
+    wheel.controls["a"].value = 5
+    flags = {}
+    for b in range(0, 5):
+        wheel.controls["b"].value = b
+        flags[b] = wheel.overflow_flag
+    assert flags == {0: 0, 1: 0, 2: 0, 3: 1, 4: 1}
+    # 2. C without V, V without C
+    cases = {(-1, 1): (1, 0), (7, 1): (0, 1), (-5, -4): (1, 1)}
+    for (a, b), (c, v) in cases.items():
+        wheel.controls["a"].value, wheel.controls["b"].value = a, b
+        assert (wheel.carry_out, wheel.overflow_flag) == (c, v)
+    # 3. -5 - 4 wraps to 7 where saturation stops at -8
+    assert (wheel.wrapped, wheel.saturated) == (7, -8)
+    # 4. a b beyond 4 bits enters the adder wrapped: 9 as -7
+    wheel.controls["a"].value, wheel.controls["b"].value = 0, 9
+    assert "b wraps to \N{MINUS SIGN}7" in wheel.adder.get_text()
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 8])
