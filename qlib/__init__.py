@@ -33,7 +33,10 @@ per idea, by chapter:
 * 10 :mod:`qlib.llm` -- a real language model, SmolLM2-135M, in NumPy: read
   from its GGUF file (Q4_1/Q8_0 blocks decoded, the tokenizer rebuilt), its
   forward pass with a KV cache, perplexity, greedy generation, and the
-  hooks that plug quantizers into its linear layers
+  hooks that plug quantizers into its linear layers; :mod:`qlib.llmquant`
+  -- the chapter's methods on it (groups, W8A8, LLM.int8, SmoothQuant, AWQ,
+  GPTQ, a quantized KV cache, FP8/MXFP4/NVFP4 weights; the calibrated ones
+  in ``qlib._llm_calibrated``)
 * all :mod:`qlib.feedback` -- :func:`check`, :class:`Question`, :class:`Case`
   for exercises; :mod:`qlib.plot` -- the course's figure style
 
