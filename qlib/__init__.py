@@ -36,7 +36,8 @@ per idea, by chapter:
   hooks that plug quantizers into its linear layers; :mod:`qlib.llmquant`
   -- the chapter's methods on it (groups, W8A8, LLM.int8, SmoothQuant, AWQ,
   GPTQ, a quantized KV cache, FP8/MXFP4/NVFP4 weights; the calibrated ones
-  in ``qlib._llm_calibrated``)
+  in ``qlib._llm_calibrated`` and ``qlib._llm_gptq``, the cache in
+  ``qlib._llm_kvcache``)
 * all :mod:`qlib.feedback` -- :func:`check`, :class:`Question`, :class:`Case`
   for exercises; :mod:`qlib.plot` -- the course's figure style
 
@@ -49,7 +50,9 @@ argument checks the three share),
 the sign-magnitude and ones' complement encoders), ``qlib._fixed_rounding``
 (03: exact rounding and overflow), ``qlib._float_codec`` (04, 05: how
 ``FloatFormat.encode`` rounds), ``qlib._llm_gguf`` (10: the model's file,
-its blocks and its tokenizer).
+its blocks and its tokenizer), ``qlib._llm_calibrated``, ``qlib._llm_gptq``
+and ``qlib._llm_kvcache`` (10: the calibrated methods, GPTQ, the quantized
+KV cache).
 
 Around the subject:
 

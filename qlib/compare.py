@@ -8,7 +8,7 @@ runs (chapter 06's fine-tuned codebooks are recomputed, in about a second;
 chapter 09's quantization-aware training, binary and ternary runs come from
 :func:`qlib.qatnet.load_results`, made by ``tools/qat_lenet.py``).
 
-The README's table (``tools/lenet_table.py``) and chapter 09's Pareto plot
+The README's table (``tools/readme_tables.py``) and chapter 09's Pareto plot
 are both this function's output.
 """
 

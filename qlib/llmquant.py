@@ -16,16 +16,19 @@ course's own: :func:`qlib.ptq.quantize_weight` (groups, via
   et al. 2022): :func:`outlier_columns`, :func:`llm_int8_matmul`,
   :func:`llm_int8_linear`.
 * The methods that learn from a calibration text (:func:`calibration_text`,
-  cut into :func:`token_windows`),
-  from ``qlib._llm_calibrated``, re-exported: what the layers see,
-  :func:`input_absmax` (per-channel maxima: the outlier channels) and
-  :func:`capture_inputs`, :func:`output_error`; **SmoothQuant** (Xiao et al.
-  2023): :func:`smooth_scales`, :func:`smoothquant`; **AWQ** (Lin et al.
-  2024): :func:`awq_search`, :func:`awq`; **GPTQ** (Frantar et al. 2023):
-  :func:`hessian`, :func:`gptq_quantize`, :func:`gptq`.
-* **KV cache**: :class:`QuantizedKVCache`, :func:`kv_bytes_per_token`,
+  cut into :func:`token_windows`), from ``qlib._llm_calibrated`` and
+  ``qlib._llm_gptq``, re-exported: what the layers see, :func:`input_absmax`
+  (per-channel maxima: the outlier channels) and :func:`capture_inputs`;
+  **SmoothQuant** (Xiao et al. 2023): :func:`smooth_scales`,
+  :func:`smoothquant`; **AWQ** (Lin et al. 2024): :func:`awq_search`,
+  :func:`awq`; **GPTQ** (Frantar et al. 2023): :func:`hessian`,
+  :func:`gptq_quantize`, :func:`gptq`.  Each measures a quantized layer by
+  chapter 08's output error, :func:`qlib.adaround.output_mse`.
+* **KV cache** (``qlib._llm_kvcache``, re-exported):
+  :class:`QuantizedKVCache`, :func:`kv_bytes_per_token`,
   :func:`cache_perplexity`.
-* :func:`load_results`: the chapter's measured table (``tools/llm_results.py``).
+* :func:`load_results`: the chapter's measured table (``tools/llm_results.py``),
+  :func:`results_table` to print it.
 * :func:`toy_model`: a tiny random model of the same architecture, for
   examples that run at once.
 
@@ -52,18 +55,15 @@ from ._llm_calibrated import (
     awq,
     awq_search,
     capture_inputs,
-    gptq,
-    gptq_quantize,
-    hessian,
     input_absmax,
-    output_error,
     smooth_scales,
     smoothquant,
 )
+from ._llm_gptq import gptq, gptq_quantize, hessian
+from ._llm_kvcache import QuantizedKVCache, cache_perplexity, kv_bytes_per_token
 from .floats import FORMATS
 from .linear import _integer, linear_qparams
 from .mx import MX_ELEMENTS, mx_quantize, nvfp4_quantize, per_tensor_quantize
-from .nn import log_softmax
 from .ptq import Granularity, fake_quantize, quantize_weight, weight_bits
 
 __all__ = [
@@ -88,8 +88,8 @@ __all__ = [
     "llm_int8_matmul",
     "load_results",
     "outlier_columns",
-    "output_error",
     "quantize_activation",
+    "results_table",
     "rtn_bits_per_weight",
     "rtn_model",
     "smooth_scales",
@@ -151,6 +151,47 @@ def load_results() -> dict:
     """
     path = resources.files("qlib") / "models" / "llm_results.json"
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def results_table(markdown: bool = False, results: dict | None = None) -> str:
+    """The chapter's table as text: every entry of :func:`load_results`
+    with a perplexity, in the table's order: its method, weights, bits per
+    weight and perplexity, then its activations, KV cache and calibration
+    where there are any; ``markdown`` gives the README's table
+    (``tools/readme_tables.py``).
+
+    Example:
+        >>> print(results_table().splitlines()[1][:51])
+        float       Q4_1 as shipped, dequantized to float32
+        >>> print(results_table(markdown=True).splitlines()[2])
+        | float | Q4_1 as shipped, dequantized to float32 | 5.0000 | 26.053 |  |
+    """
+    entries = [e for e in (results or load_results())["entries"].values()]
+    entries = [e for e in entries if "perplexity" in e]
+
+    def notes(e: dict) -> str:
+        kinds = {"activations": "activations", "kv_cache": "KV cache"}
+        out = [f"{v} {e[k]}" for k, v in kinds.items() if e[k] != "float"]
+        if "calibration" in e:
+            out.append(f"calibrated on {e['calibration']}")
+        return "; ".join(out)
+
+    if markdown:
+        lines = [
+            "| method | weights | bits/weight | perplexity | activations, KV cache |",
+            "|---|---|---:|---:|---|",
+        ]
+        for e in entries:
+            cells = [e["method"], e["weights"], f"{e['bits_per_weight']:.4f}"]
+            cells += [f"{e['perplexity']:.5g}", notes(e).replace("|", "\\|")]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+    wide = max(len(e["weights"]) for e in entries) + 2
+    lines = [f"{'method':<12}{'weights':<{wide}}{'bits':>7}{'perplexity':>12}"]
+    for e in entries:
+        row = f"{e['method']:<12}{e['weights']:<{wide}}{e['bits_per_weight']:>7.3f}"
+        lines.append(f"{row}{e['perplexity']:>12.5g}  {notes(e)}".rstrip())
+    return "\n".join(lines)
 
 
 def toy_model(seed: int = 0) -> llm.Model:
@@ -428,115 +469,3 @@ def llm_int8_linear(threshold: float = 6.0) -> llm.Linear:
     """
     outlier_columns(np.zeros((1, 1)), threshold)  # check it now, not per call
     return lambda x, w, layer, name: llm_int8_matmul(x, w, threshold)
-
-
-# ----------------------------------------------------------------- KV cache
-
-
-class QuantizedKVCache(llm.KVCache):
-    """A KV cache that stores keys and values as ``bits``-bit codes
-    (asymmetric, fp16 scales and zero points; simulated: kept dequantized).
-
-    Keys are quantized per channel (one scale per head and channel) over
-    groups of ``key_group`` tokens: the channels of keys differ in range far
-    more than the tokens do.  The last ``len % key_group`` tokens wait in
-    float until their group is full (KIVI, Liu et al. 2024, keeps that
-    residual too).  Values are quantized per token (one scale per token and
-    head, over ``head_dim``), as soon as they arrive.  Every range holds 0,
-    as :func:`qlib.linear.linear_qparams` makes it (KIVI uses the bare
-    min and max).
-
-    Example:
-        >>> cache = QuantizedKVCache(bits=4, key_group=2)
-        >>> k = np.arange(12, dtype=np.float32).reshape(3, 1, 4)
-        >>> keys, values = cache.update(0, k, k)
-        >>> keys[:, 0].round(2)  # tokens 0-1 rounded per channel; token 2 waits
-        array([[ 0. ,  1. ,  2. ,  2.8],
-               [ 4. ,  5. ,  6. ,  7. ],
-               [ 8. ,  9. , 10. , 11. ]], dtype=float32)
-        >>> values[:, 0].round(2)  # per token: [0, 7] in 15 steps of 7/15
-        array([[ 0.  ,  1.  ,  2.  ,  3.  ],
-               [ 4.2 ,  5.13,  6.07,  7.  ],
-               [ 8.07,  8.8 , 10.27, 11.  ]], dtype=float32)
-    """
-
-    def __init__(self, bits: int = 8, key_group: int = 32) -> None:
-        super().__init__()
-        self.bits = _integer(bits, "bits", 2, 16)
-        self.key_group = _integer(key_group, "key_group", 1, 2**31)
-        self.quantized: dict[int, int] = {}  # per layer, keys already rounded
-
-    def update(
-        self, layer: int, k: np.ndarray, v: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Round the new values; round the keys of every full group."""
-        t, h, d = v.shape
-        v = quantize_weight(v.reshape(t * h, d), self.bits, "channel", symmetric=False)
-        keys, values = super().update(layer, k, v.reshape(t, h, d))
-        done = self.quantized.get(layer, 0)
-        full = (len(keys) - done) // self.key_group * self.key_group
-        if full:
-            block = (
-                keys[done : done + full].reshape(full, h * d).T
-            )  # (channels, tokens)
-            block = quantize_weight(block, self.bits, self.key_group, symmetric=False)
-            keys = keys.copy()
-            keys[done : done + full] = block.T.reshape(full, h, d)
-            self.keys[layer] = keys
-            self.quantized[layer] = done + full
-        return keys, values
-
-
-def kv_bytes_per_token(
-    config: llm.Config, bits: int | None = None, key_group: int = 32
-) -> float:
-    """Bytes of KV cache per token of context, over all layers: fp16
-    (``bits=None``: 2 bytes per element), or :class:`QuantizedKVCache`'s
-    codes plus an fp16 scale and a ``bits``-bit zero point per key group of
-    ``key_group`` tokens per channel and per value group of ``head_dim``
-    (:func:`qlib.ptq.weight_bits`); the float residual of at most
-    ``key_group - 1`` tokens left aside.
-
-    Example:
-        >>> c = toy_model().config  # 2 layers, 2 heads of 16: 64 keys and values
-        >>> kv_bytes_per_token(c)  # 2 x 64 x 2 layers, 2 bytes each
-        256.0
-        >>> kv_bytes_per_token(c, 8, 32)  # keys 1 + 3/32 bytes each, values 1 + 3/16
-        146.0
-    """
-    per = config.n_kv_heads * config.head_dim
-    if bits is None:
-        return float(2 * 2 * per * config.n_layers)
-    g = _integer(key_group, "key_group", 1, 2**31)
-    keys = weight_bits((per, g), bits, g, symmetric=False) / g
-    values = weight_bits(
-        (config.n_kv_heads, config.head_dim), bits, "channel", symmetric=False
-    )
-    return (keys + values) * config.n_layers / 8
-
-
-def cache_perplexity(
-    model: llm.Model,
-    token_ids: ArrayLike,
-    cache: llm.KVCache,
-    *,
-    linear: llm.Linear | None = None,
-) -> float:
-    """:func:`qlib.llm.perplexity` with the keys and values going through
-    ``cache`` (an empty one, e.g. a :class:`QuantizedKVCache`): every
-    prediction attends to the keys and values as the cache returns them.
-
-    Example:
-        >>> model = toy_model()
-        >>> same = cache_perplexity(model, [1, 2, 3, 4], llm.KVCache())
-        >>> bool(np.isclose(same, llm.perplexity(model, [1, 2, 3, 4])))
-        True
-    """
-    if cache.length:
-        raise ValueError("cache must be empty: the perplexity starts from token 0")
-    ids = np.asarray(token_ids)
-    if ids.ndim != 1 or ids.size < 2:
-        raise ValueError("token_ids must hold at least two tokens")
-    logits = llm.forward(model, ids[:-1], cache, linear=linear).astype(np.float64)
-    log_p = log_softmax(logits)[np.arange(ids.size - 1), ids[1:]]
-    return float(np.exp(-log_p.mean()))

@@ -28,6 +28,9 @@ entries:
 * KV cache ``kv-int8``, ``kv-int4`` (keys per channel in groups of 32
   tokens, values per token);
 * chapter 05's formats ``fp8-e4m3-tensor``, ``mxfp4``, ``nvfp4``;
+* every entry that quantizes weights only (``float``, ``rtn-*``, ``w8-*``,
+  ``awq-*``, ``gptq-*``, the formats) also holds the greedy continuation of
+  ``prompt`` (24 tokens);
 * ``outliers``: per layer, the per-channel maxima of the linear layers'
   inputs on the evaluation text (the largest, the median, how many > 6).
 
@@ -63,6 +66,8 @@ from qlib import llmquant as lq  # noqa: E402
 OUT = ROOT / "qlib" / "models" / "llm_results.json"
 ALPHAS = (0, 0.25, 0.5, 0.75, 1)
 WINDOW = 64  # calibration tokens per window
+PROMPT = "Once upon a time, a little robot"
+CONTINUATION = 24  # greedy tokens after PROMPT, for every weight-only entry
 
 
 def sig(value: float, digits: int) -> float:
@@ -91,6 +96,11 @@ class Setup:
     def inputs_one_window(self):
         return lq.capture_inputs(self.model, self.text)
 
+    def continuation(self, model=None) -> dict:
+        """The greedy continuation of PROMPT (weight-only entries)."""
+        q = self.model if model is None else model
+        return {"continuation": llm.generate(q, PROMPT, CONTINUATION)}
+
     def ppl(self, model=None, **kw) -> float:
         return sig(
             llm.perplexity(self.model if model is None else model, self.ids, **kw), 5
@@ -108,7 +118,7 @@ def rtn(s: Setup, bits: int, granularity, symmetric: bool) -> dict:
     where = f"g{granularity}" if isinstance(granularity, int) else f"per {granularity}"
     q = lq.rtn_model(s.model, bits, granularity, symmetric=symmetric)
     bpw = lq.rtn_bits_per_weight(s.model, bits, granularity, symmetric=symmetric)
-    return row("RTN", f"int{bits} {kind} {where}", s.ppl(q), bpw)
+    return row("RTN", f"int{bits} {kind} {where}", s.ppl(q), bpw, **s.continuation(q))
 
 
 def w8(s: Setup, granularity: str = "channel"):
@@ -192,7 +202,8 @@ def awq(s: Setup, bits: int, one_window: bool = False) -> dict:
     )
     bpw = lq.rtn_bits_per_weight(s.model, bits, 128)
     weights = f"int{bits} asym g128, scaled"
-    return row("AWQ", weights, s.ppl(q), bpw, **calibrated(s, one_window, layers))
+    more = calibrated(s, one_window, layers) | s.continuation(q)
+    return row("AWQ", weights, s.ppl(q), bpw, **more)
 
 
 def gptq(s: Setup, bits: int, group_size, one_window: bool = False) -> dict:
@@ -205,7 +216,8 @@ def gptq(s: Setup, bits: int, group_size, one_window: bool = False) -> dict:
     where = "per channel" if group_size is None else f"g{group_size}"
     bpw = lq.rtn_bits_per_weight(s.model, bits, granularity)
     weights = f"int{bits} asym {where}"
-    return row("GPTQ", weights, s.ppl(q), bpw, **calibrated(s, one_window, layers))
+    more = calibrated(s, one_window, layers) | s.continuation(q)
+    return row("GPTQ", weights, s.ppl(q), bpw, **more)
 
 
 def kv(s: Setup, bits: int) -> dict:
@@ -224,7 +236,8 @@ def kv(s: Setup, bits: int) -> dict:
 
 def formats(s: Setup, fmt: str, label: str) -> dict:
     q = lq.format_model(s.model, fmt)
-    return row("format", label, s.ppl(q), lq.format_bits_per_weight(s.model, fmt))
+    bpw = lq.format_bits_per_weight(s.model, fmt)
+    return row("format", label, s.ppl(q), bpw, **s.continuation(q))
 
 
 def outliers(s: Setup) -> dict:
@@ -248,7 +261,11 @@ def entries() -> dict:
     """Every entry of the table, by name: a function of the Setup."""
     table = {
         "float": lambda s: row(
-            "float", "Q4_1 as shipped, dequantized to float32", s.ppl(), 5.0
+            "float",
+            "Q4_1 as shipped, dequantized to float32",
+            s.ppl(),
+            5.0,
+            **s.continuation(),
         )
     }
     for bits in (4, 3, 2):
@@ -314,6 +331,7 @@ def main() -> int:
         "evaluation_tokens": int(s.ids.size),
         "calibration_tokens": int(s.text.size),
         "calibration_windows": [len(w) for w in s.calibration],
+        "prompt": PROMPT,
         "entries": {},
     }
     for name in args.only:
