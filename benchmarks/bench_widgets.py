@@ -13,11 +13,16 @@ of the figure for comparison (what every event would cost without it), and
 "kept" counts the events that reused the kept picture. Prints medians in ms
 against the 50 ms target. KMeansExplorer reads MNIST from ``QLIB_DATA`` (as
 the tests do) and quantizes the network once, before its first event.
+Chapter 10: FormatExplorer reads its table and the model file's metadata;
+``smoothing_layer_11`` is the SmoothingExplorer of notebook 10 (SmolLM2-135M's
+layer 11 ``ffn_down``, 1536 channels: the model is loaded once, for it), the
+plain SmoothingExplorer the toy model's 64 channels.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -30,6 +35,14 @@ matplotlib.use("Agg")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qlib import widgets
+
+
+@functools.cache
+def smoothing_layer_11() -> widgets.SmoothingExplorer:
+    from qlib import llm
+
+    return widgets.SmoothingExplorer.from_model(llm.load_model())
+
 
 CASES = [
     (widgets.LevelsDemo, "bits", (3, 4)),
@@ -82,6 +95,14 @@ CASES = [
     (widgets.FormatHistogram, "scaling", ("per_tensor", "nvfp4")),
     (widgets.FormatHistogram, "scale", (0, 3)),
     (widgets.FormatHistogram, "axis", ("value", "log2|x|")),
+    (widgets.FormatExplorer, "method", ("rtn", "nvfp4")),
+    (widgets.FormatExplorer, "bits", (4, 3)),
+    (widgets.FormatExplorer, "group", (128, 32)),
+    (widgets.FormatExplorer, "group", (128, "tensor")),
+    (widgets.FormatExplorer, "symmetric", (False, True)),
+    (widgets.SmoothingExplorer, "alpha", (0.5, 0.55)),
+    (smoothing_layer_11, "alpha", (0.5, 0.55)),
+    (smoothing_layer_11, "alpha", (0.0, 1.0)),
 ]
 
 

@@ -47,6 +47,9 @@ def _kind(node: ast.AST, bound: dict[str, str]) -> str | None:
     if isinstance(node, ast.Call):
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if name not in EXPLORERS and isinstance(func, ast.Attribute):
+            inner = func.value  # a classmethod that builds one: Explorer.from_model
+            name = getattr(inner, "attr", getattr(inner, "id", ""))
         return name if name in EXPLORERS else None
     if isinstance(node, ast.Name):
         return bound.get(node.id)
@@ -61,6 +64,8 @@ def displayed_explorers(source: str) -> list[str]:
         ['LevelsDemo']
         >>> displayed_explorers("w = NumberWheel(bits=4)\\ndisplay(w, BitFlipper())")
         ['NumberWheel', 'BitFlipper']
+        >>> displayed_explorers("widgets.SmoothingExplorer.from_model(model)")
+        ['SmoothingExplorer']
         >>> displayed_explorers("w = widgets.BitFlipper()")  # built, never shown
         []
         >>> displayed_explorers("widgets.BitFlipper();")  # the semicolon hides it

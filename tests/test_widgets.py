@@ -881,6 +881,13 @@ FIGURE_EXPLORERS = {
     "KMeansExplorer": {"bits": [1, 8, 3], "layer": ["fc3", "fc2", "fc1"]},
     "ClippingExplorer": {"bits": [2, 8, 3], "clip": [0.2, 6.0, 3.5]},
     "BitAllocationExplorer": {"fc1": [2, 8, 3], "fc2": [8, 2], "fc3": [2, 5]},
+    "FormatExplorer": {
+        "method": ["awq", "mxfp4", "gptq", "float", "rtn"],
+        "bits": [8, 2, 3],
+        "group": ["channel", 32, "tensor"],
+        "symmetric": [True, False],
+    },
+    "SmoothingExplorer": {"alpha": [0.0, 1.0, 0.35]},
     "LinearQuantExplorer": {
         "r_min": [-2.5, 0.0, -0.35],
         "r_max": [0.1, 2.5, 1.2],

@@ -17,6 +17,8 @@ of shared machinery:
 * :mod:`qlib.widgets.linear` -- :class:`LinearQuantExplorer` (07)
 * :mod:`qlib.widgets.ptq` -- :class:`ClippingExplorer` (08)
 * :mod:`qlib.widgets.qat` -- :class:`BitAllocationExplorer` (09)
+* :mod:`qlib.widgets.llm` -- :class:`FormatExplorer` (from the measured
+  table), :class:`SmoothingExplorer` (10; in ``_smoothing.py``)
 
 Private siblings (``_*.py``) keep each chapter's module to one sitting; the
 chapter module re-exports what they define.  Notebooks write
@@ -29,6 +31,7 @@ from .floats import FloatExplorer, FormatHistogram
 from .integers import BitFlipper, LevelsDemo, NumberWheel
 from .kmeans import KMeansExplorer
 from .linear import LinearQuantExplorer
+from .llm import FormatExplorer, SmoothingExplorer
 from .ptq import ClippingExplorer
 from .qat import BitAllocationExplorer
 from .signals import CompandingExplorer, ImageBitDepth, SamplingExplorer
@@ -40,6 +43,7 @@ __all__ = [
     "CompandingExplorer",
     "Explorer",
     "FloatExplorer",
+    "FormatExplorer",
     "FormatHistogram",
     "ImageBitDepth",
     "KMeansExplorer",
@@ -48,4 +52,5 @@ __all__ = [
     "NumberWheel",
     "QFormatExplorer",
     "SamplingExplorer",
+    "SmoothingExplorer",
 ]
