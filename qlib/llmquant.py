@@ -8,7 +8,8 @@ course's own: :func:`qlib.ptq.quantize_weight` (groups, via
 :mod:`qlib.linear`), :mod:`qlib.mx` and :mod:`qlib.floats`.
 
 * **Weights, round to nearest**: :func:`rtn_model` and
-  :func:`rtn_bits_per_weight` (every fp16 scale and zero point counted);
+  :func:`rtn_bits_per_weight` (every fp16 scale and zero point counted, over
+  the :func:`linear_weights`);
   chapter 05's formats: :func:`format_model`, :func:`format_bits_per_weight`
   (FP8 E4M3 per tensor, MX, NVFP4).
 * **Activations**: dynamic int8 per tensor or per token,
@@ -59,6 +60,7 @@ from ._llm_calibrated import (
     smooth_scales,
     smoothquant,
 )
+from ._llm_gguf import _shapes
 from ._llm_gptq import gptq, gptq_quantize, hessian
 from ._llm_kvcache import QuantizedKVCache, cache_perplexity, kv_bytes_per_token
 from .floats import FORMATS
@@ -84,6 +86,7 @@ __all__ = [
     "hessian",
     "input_absmax",
     "kv_bytes_per_token",
+    "linear_weights",
     "llm_int8_linear",
     "llm_int8_matmul",
     "load_results",
@@ -227,6 +230,22 @@ def toy_model(seed: int = 0) -> llm.Model:
     embedding = rng.standard_normal((256, 64)).astype(np.float32)
     return llm.Model(
         c, embedding, tuple(layers), np.ones(64, np.float32), embedding, None
+    )
+
+
+def linear_weights(config: llm.Config) -> int:
+    """How many weights the linear layers of all blocks hold (what
+    ``bits_per_weight`` counts; the embedding and the norms are not quantized).
+
+    Example:
+        >>> linear_weights(toy_model().config)  # 2 (2 4096 + 2 2048 + 3 6144)
+        61440
+    """
+    shapes = _shapes(config)
+    return sum(
+        int(np.prod(shape))
+        for name, shape in shapes.items()
+        if name.startswith("blk.") and name.split(".")[2] in llm.LINEAR_LAYERS
     )
 
 

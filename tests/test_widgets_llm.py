@@ -157,10 +157,9 @@ def test_the_greedy_continuation_of_the_prompt(results):
     ex.controls["method"].value = "float"
     ex.controls["method"].value = "nvfp4"
     assert ex.text.get_text() == "(no continuation in the table)"
-    if "prompt" in results:  # every entry of the committed table has one
-        for name, e in results["entries"].items():
-            if name in ex.entries:
-                assert e["continuation"].strip(), name
+    assert results["prompt"] == "Once upon a time, a little robot"
+    for name in ex.entries:  # every weight-only entry of the committed table
+        assert results["entries"][name]["continuation"].strip(), name
 
 
 def test_format_explorer_rejects_bad_arguments():
@@ -181,7 +180,7 @@ def test_format_explorer_rejects_bad_arguments():
 def test_the_linear_weights_counted_from_the_model_file():
     """Without ``config``, the architecture comes from the model file's
     metadata (no tensor read)."""
-    assert wl.linear_weights(CONFIG) == LINEAR
+    assert lq.linear_weights(CONFIG) == LINEAR
     assert widgets.FormatExplorer().n_weights == LINEAR
 
 

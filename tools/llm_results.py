@@ -331,6 +331,7 @@ def main() -> int:
         "evaluation_tokens": int(s.ids.size),
         "calibration_tokens": int(s.text.size),
         "calibration_windows": [len(w) for w in s.calibration],
+        "linear_weights": lq.linear_weights(s.model.config),
         "prompt": PROMPT,
         "entries": {},
     }

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import llm
 from .. import llmquant as lq
-from .._llm_gguf import _config, _path, _reader, _shapes
+from .._llm_gguf import _config, _path, _reader
 from ..plot import COLORS, new_figure
 from ._explorer import Explorer, _choice, _png_view
 from ._smoothing import SmoothingExplorer, strongest_outlier
@@ -29,7 +29,6 @@ __all__ = [
     "FormatExplorer",
     "SmoothingExplorer",
     "entry_name",
-    "linear_weights",
     "strongest_outlier",
 ]
 
@@ -77,22 +76,6 @@ def _model_config() -> llm.Config:
     """The architecture from the model file's metadata (no tensor is read;
     free once :func:`qlib.llm.load_model` has opened the file)."""
     return _config(_reader(_path(None)))
-
-
-def linear_weights(config: llm.Config) -> int:
-    """How many weights the linear layers of all blocks hold (what
-    ``bits_per_weight`` counts; the embedding and the norms are not quantized).
-
-    Example:
-        >>> linear_weights(lq.toy_model().config)  # 2 (2 4096 + 2 2048 + 3 6144)
-        61440
-    """
-    shapes = _shapes(config)
-    return sum(
-        int(np.prod(shape))
-        for name, shape in shapes.items()
-        if name.startswith("blk.") and name.split(".")[2] in llm.LINEAR_LAYERS
-    )
 
 
 class FormatExplorer(Explorer):
@@ -151,9 +134,9 @@ class FormatExplorer(Explorer):
         if "float" not in self.entries:
             raise ValueError("results must hold the 'float' entry")
         if config is not None:
-            self.n_weights = linear_weights(config)
+            self.n_weights = lq.linear_weights(config)
         else:
-            self.n_weights = self.results.get("linear_weights") or linear_weights(
+            self.n_weights = self.results.get("linear_weights") or lq.linear_weights(
                 _model_config()
             )
         self.controls = {
