@@ -31,11 +31,18 @@ lab: $(STAMP)
 	$(if $(ALLOW_ROOT),@echo "running as root: passing --allow-root to Jupyter")
 	$(BIN)/jupyter lab --ServerApp.root_dir=. $(ALLOW_ROOT) $(LAB_ARGS) notebooks/00_start_here.ipynb
 
+# The suite runs on two processes, each test file whole on one of them (nbval
+# needs a notebook's cells together), with NumPy's matrix products on one
+# thread each: two cores busy, neither oversubscribed.  PYTEST_ARGS= runs it in
+# one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
 ## make test: lint, qlib tests, notebooks (strict nbval), solutions, exercises
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+	    $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -45,3 +45,32 @@ def llm_model():
         return llm.load_model()
     except FileNotFoundError as err:
         pytest.fail(str(err), pytrace=False)
+
+
+# --------------------------------------------------------------------------
+# tables printed after the run (the browser suite's timings)
+
+_TABLES: dict[str, list[str]] = {}
+
+
+@pytest.fixture(scope="session")
+def summary_tables(request) -> dict[str, list[str]]:
+    """Title -> lines: tables a test module leaves to be printed after the run.
+    Under pytest-xdist a worker's own summary is never shown: its tables
+    travel to the controlling process with the worker's output."""
+    yield _TABLES
+    if hasattr(request.config, "workeroutput"):
+        request.config.workeroutput["summary_tables"] = dict(_TABLES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """pytest-xdist, in the controlling process: a worker finished."""
+    _TABLES.update(getattr(node, "workeroutput", {}).get("summary_tables", {}))
+
+
+def pytest_terminal_summary(terminalreporter):
+    for title, lines in _TABLES.items():
+        terminalreporter.write_sep("-", title)
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -409,7 +409,7 @@ def lab_page(lab, browser, timings) -> Iterator[LabPage]:
 
 @dataclass(repr=False)  # a failure's traceback shows the fixture, not the table
 class Timings:
-    """Seconds per notebook and phase; a pytest plugin that prints them at the end."""
+    """Seconds per notebook and phase, and the table of them."""
 
     setup: dict[str, float] = field(default_factory=dict)  # shared by all notebooks
     rows: list[tuple[str, str, dict[str, float]]] = field(default_factory=list)
@@ -444,21 +444,19 @@ class Timings:
         )
         return lines
 
-    def pytest_terminal_summary(self, terminalreporter) -> None:
-        if self.rows:
-            terminalreporter.write_sep("-", "browser: seconds per notebook and phase")
-            table = self.table()
-            for line in table:
-                terminalreporter.write_line(line)
-            with (ARTIFACTS / "timings.txt").open("a") as f:
-                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {table[-1]}\n")
-
 
 @pytest.fixture(scope="module")
-def timings(request) -> Timings:
+def timings(request, summary_tables) -> Timings:
+    """The table, handed at the end to tests/conftest.py, which prints it after
+    the run (from this process, or from the pytest-xdist worker that ran the
+    browser tests), and appended to artifacts/browser/timings.txt."""
     table = Timings()
-    request.config.pluginmanager.register(table, f"browser-timings-{id(table)}")
-    return table
+    yield table
+    if table.rows:
+        lines = table.table()
+        with (ARTIFACTS / "timings.txt").open("a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {lines[-1]}\n")
+        summary_tables["browser: seconds per notebook and phase"] = lines
 
 
 # --------------------------------------------------------------------------
