@@ -141,18 +141,27 @@ def token_windows(token_ids: ArrayLike, length: int = 64) -> list[NDArray[np.int
     return [ids[i : i + n] for i in range(0, ids.size, n)]
 
 
-def load_results() -> dict:
-    """The chapter's measured table, written by ``tools/llm_results.py``:
-    each entry's method, weights, activations and KV cache, its perplexity
-    on the evaluation text and its bits per weight; AWQ's and GPTQ's
-    per-layer searches; the per-channel maxima of the activations.
+def load_results(which: str = "table") -> dict:
+    """The chapter's measured results.
+
+    ``"table"``: written by ``tools/llm_results.py``, each entry's method,
+    weights, activations and KV cache, its perplexity on the evaluation text
+    and its bits per weight; AWQ's and GPTQ's per-layer searches; the
+    per-channel maxima of the activations.  ``"held_out"``: written by
+    ``tools/llm_window.py``, GPTQ and AWQ at 3 bits calibrated on part of
+    the calibration text and measured on the rest.
 
     Example:
         >>> t = load_results()["entries"]
         >>> t["float"]["perplexity"], t["rtn-w4-g32-asym"]["bits_per_weight"]
         (26.053, 4.625)
+        >>> load_results("held_out")["held_out_tokens"]
+        463
     """
-    path = resources.files("qlib") / "models" / "llm_results.json"
+    files = {"table": "llm_results.json", "held_out": "llm_window.json"}
+    if which not in files:
+        raise ValueError(f"which must be one of {sorted(files)}; got {which!r}")
+    path = resources.files("qlib") / "models" / files[which]
     return json.loads(path.read_text(encoding="utf-8"))
 
 
