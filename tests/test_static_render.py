@@ -8,6 +8,7 @@ BitFlipper table), not the ``<... run the notebook to interact>`` text.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import struct
 import sys
@@ -29,9 +30,16 @@ STORED = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted(
 )
 PNG = re.compile(r'<img[^>]*\ssrc="data:image/png;base64,([A-Za-z0-9+/=\s]+)"')
 CELL_ID = re.compile(r'\sid="cell-id=([^"]+)"')
-PARTS = {kind: explorer_parts(kind)[0] for kind in EXPLORERS}
-FIGURES = {k for k, view in PARTS.items() if view == "figure"}  # static copy: a PNG
-TABLES = {k for k, view in PARTS.items() if view == "table"}  # static copy: a table
+
+
+@functools.cache
+def views() -> tuple[frozenset[str], frozenset[str]]:
+    """The explorers whose static copy is a PNG, and those whose copy is a
+    table (each explorer built once, when first asked: at collection it
+    would cost every test process seconds)."""
+    parts = {kind: explorer_parts(kind)[0] for kind in EXPLORERS}
+    figures = frozenset(k for k, view in parts.items() if view == "figure")
+    return figures, frozenset(k for k, view in parts.items() if view == "table")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +65,8 @@ def png_size(b64: str) -> tuple[int, int]:
 def test_the_explorer_finder_sees_the_course_widgets():
     found = {k for p in STORED for kinds in explorer_cells(p).values() for k in kinds}
     assert found >= {"LevelsDemo"}, "00_start_here shows a LevelsDemo"
-    assert FIGURES | TABLES >= found, f"a new explorer needs a check here: {found}"
+    figures, tables = views()
+    assert figures | tables >= found, f"a new explorer needs a check here: {found}"
 
 
 @pytest.mark.parametrize("path", STORED, ids=lambda p: str(p.relative_to(ROOT)))
@@ -65,6 +74,7 @@ def test_every_explorer_shows_its_default_state_in_html(path, exporter):
     nb = nbformat.read(path, as_version=4)
     html, _ = exporter.from_notebook_node(nb)
     by_id = cells_html(html)
+    figure_kinds, table_kinds = views()
     for index, kinds in explorer_cells(path).items():
         cell = nb.cells[index]
         where = f"{path.name} cell {index} ({cell.get('id')}: {', '.join(kinds)})"
@@ -72,13 +82,13 @@ def test_every_explorer_shows_its_default_state_in_html(path, exporter):
         part = by_id[cell.id]
         assert "run the notebook to interact" not in part, f"{where}: text repr only"
         figures = PNG.findall(part)
-        if FIGURES & set(kinds):
-            n = sum(k in FIGURES for k in kinds)
+        if figure_kinds & set(kinds):
+            n = sum(k in figure_kinds for k in kinds)
             assert len(figures) >= n, f"{where}: {len(figures)} PNG figures, want {n}"
             for b64 in figures:
                 width, height = png_size(b64)
                 assert width >= 100 and height >= 100, f"{where}: {width}x{height}"
-        if TABLES & set(kinds):
+        if table_kinds & set(kinds):
             assert "<table>" in part and "<th" in part, f"{where}: no HTML table"
         if "BitFlipper" in kinds:
             for scheme in integers.SCHEMES:

@@ -45,7 +45,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from explorer_cells import EXPLORERS, explorer_cells, explorer_parts  # noqa: E402
+from explorer_cells import explorer_cells, explorer_parts  # noqa: E402
 
 NOTEBOOKS = [
     *sorted((ROOT / "notebooks").glob("*.ipynb")),
@@ -75,8 +75,13 @@ USER_SETTINGS = {
     # the test never saves, not even by accident
     "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
 }
-# how many sliders each explorer's live view has (see qlib/widgets/)
-SLIDERS = {kind: explorer_parts(kind)[1] for kind in EXPLORERS}
+
+
+def sliders(kind: str) -> int:
+    """How many sliders the explorer's live view has (built when first asked:
+    building all of them at collection cost every test process seconds)."""
+    return explorer_parts(kind)[1]
+
 
 # JavaScript run in the page (window.jupyterapp: --LabApp.expose_app_in_browser)
 APP_RESTORED = """async () => {
@@ -654,14 +659,14 @@ def check_explorer(view, kind: str, where: str) -> None:
     """The live view has the explorer's parts, and they answer."""
     from playwright.sync_api import expect
 
-    expect(view.locator(".widget-slider"), where).to_have_count(SLIDERS[kind])
+    expect(view.locator(".widget-slider"), where).to_have_count(sliders(kind))
     if explorer_parts(kind)[0] == "table":
         expect(view.locator(".widget-toggle-button").first, where).to_be_visible()
         expect(view.locator(".widget-html table"), where).to_have_count(1)
         flip_bit(view, where)
     else:
         expect(view.locator("img.widget-image"), where).to_have_count(1)
-        for i in range(SLIDERS[kind]):
+        for i in range(sliders(kind)):
             move_slider(view, i, where)
         for i in range(view.locator(".widget-dropdown select").count()):
             pick_option(view, i, where)
