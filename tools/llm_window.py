@@ -14,7 +14,7 @@ Measured on a two-core AMD EPYC (about 10 minutes): round to nearest
 16, 32, 64, 128, 256 tokens and 270.3 for one window of 896; AWQ 103.3
 on windows of 64, 91.0 on one window.  For GPTQ many windows matter and
 their length does not, and its gain over rounding to nearest on the
-evaluation text (91 against 114) does not hold here; AWQ's does.
+evaluation text (91 against 114) hardly holds here; AWQ's does.
 BLAS runs on one thread, as in ``tools/llm_results.py``; the results go to
 ``qlib/models/llm_window.json`` (perplexities to 5 significant digits), which
 notebook 10 prints and tests/test_claims_10.py checks (rerunning the cheap
