@@ -198,9 +198,11 @@ def test_on_held_out_text_only_awq_beats_round_to_nearest(llm_model):
     rows = {(r["method"], r.get("window")): r["perplexity"] for r in held["rows"]}
     fit, out = window.held_out(llm_model)
     assert (fit.size, out.size) == (held["fitted_tokens"], held["held_out_tokens"])
-    assert rows["float", None] == window.sig(llm.perplexity(llm_model, out))
+    assert rows["float", None] == window.sig(
+        llm.perplexity(llm_model, out), window.DIGITS
+    )
     rtn = lq.rtn_model(llm_model, 3, 128, symmetric=False)
-    assert rows["RTN", None] == window.sig(llm.perplexity(rtn, out))
+    assert rows["RTN", None] == window.sig(llm.perplexity(rtn, out), window.DIGITS)
     gptq = [rows["GPTQ", n] for n in (16, 32, 64, 128, 256)]
     assert min(gptq) > 0.9 * rows["RTN", None] and max(gptq) < 1.2 * rows["RTN", None]
     assert rows["GPTQ", 896] > 1.8 * max(gptq)

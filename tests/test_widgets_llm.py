@@ -177,11 +177,16 @@ def test_format_explorer_rejects_bad_arguments():
         widgets.FormatExplorer(config=CONFIG, results={"entries": {}})
 
 
-def test_the_linear_weights_counted_from_the_model_file():
-    """Without ``config``, the architecture comes from the model file's
-    metadata (no tensor read)."""
+def test_the_linear_weights_counted_from_the_architecture(results):
+    """``lq.linear_weights`` against the count by hand; without ``config`` the
+    explorer takes the table's count, the same number; with neither it says
+    so."""
     assert lq.linear_weights(CONFIG) == LINEAR
+    assert results["linear_weights"] == LINEAR
     assert widgets.FormatExplorer().n_weights == LINEAR
+    t = {k: v for k, v in results.items() if k != "linear_weights"}
+    with pytest.raises(ValueError, match="results must hold 'linear_weights'"):
+        widgets.FormatExplorer(results=t)
 
 
 # ------------------------------------------------------------ SmoothQuant

@@ -24,7 +24,6 @@ rows: float and round to nearest).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -35,9 +34,12 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from llm_results import dump, sig  # noqa: E402  (tools/, beside this script)
+
 from qlib import llm  # noqa: E402
 from qlib import llmquant as lq  # noqa: E402
 
+DIGITS = 5  # significant digits of a perplexity
 FIT = 896  # calibration tokens fitted on (14 windows of 64); the rest held out
 OUT = Path(__file__).resolve().parents[1] / "qlib" / "models" / "llm_window.json"
 
@@ -58,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = llm.load_model()
     fit, held = held_out(model)
-    rows = [{"method": "float", "perplexity": sig(llm.perplexity(model, held))}]
+    rows = [{"method": "float", "perplexity": sig(llm.perplexity(model, held), DIGITS)}]
     rtn = lq.rtn_model(model, 3, 128, symmetric=False)
-    rows.append({"method": "RTN", "perplexity": sig(llm.perplexity(rtn, held))})
+    rows.append({"method": "RTN", "perplexity": sig(llm.perplexity(rtn, held), DIGITS)})
     del rtn
     print(f"fitted on {fit.size} tokens, held out {held.size}")
     print(
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         windows = lq.token_windows(fit, length)
         q, _ = method(model, lq.capture_inputs(model, windows), 3, 128)
-        ppl = sig(llm.perplexity(q, held))
+        ppl = sig(llm.perplexity(q, held), DIGITS)
         rows.append({"method": name, "window": length, "perplexity": ppl})
         print(
             f"{name:<4} int3 g128, {len(windows):3d} windows of {length:4d} tokens: "
@@ -81,27 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     results = {"fitted_tokens": int(fit.size), "held_out_tokens": int(held.size)}
     results["rows"] = rows
-    text = (
-        "{\n"
-        + ",\n".join(
-            f" {json.dumps(k)}: "
-            + (
-                "[\n" + ",\n".join("  " + json.dumps(r) for r in v) + "\n ]"
-                if k == "rows"
-                else json.dumps(v)
-            )
-            for k, v in results.items()
-        )
-        + "\n}\n"
-    )
-    args.out.write_text(text)
+    args.out.write_text(dump(results) + "\n")
     print(f"wrote {args.out}")
     return 0
-
-
-def sig(value: float) -> float:
-    """``value`` to 5 significant digits (stable JSON)."""
-    return float(f"{value:.5g}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from numpy.typing import ArrayLike
 
 from .. import llm
 from .. import llmquant as lq
+from .._llm_calibrated import _stacked
 from ..linear import _integer
 from ..plot import COLORS, new_figure
 from ..ptq import quantize_weight
@@ -60,7 +61,7 @@ def _layer_arrays(
     layer = _integer(layer, "layer", 0, model.config.n_layers - 1)
     names = _group(input_of)
     X = lq.capture_inputs(model, token_ids, layers=[layer])[layer, names[0]]
-    W = np.concatenate([model.layers[layer][n] for n in names])
+    W = _stacked(model, layer, names)
     return X[:tokens], W, np.abs(X).max(axis=0)
 
 

@@ -11,7 +11,6 @@ layer's input with :func:`qlib.llmquant.smooth_scales`.  Taught in
 
 from __future__ import annotations
 
-import functools
 import itertools
 import textwrap
 
@@ -20,7 +19,6 @@ import numpy as np
 
 from .. import llm
 from .. import llmquant as lq
-from .._llm_gguf import _config, _path, _reader
 from ..plot import COLORS, new_figure
 from ._explorer import Explorer, _choice, _png_view
 from ._smoothing import SmoothingExplorer, strongest_outlier
@@ -71,13 +69,6 @@ def entry_name(method: str, bits: int, group: int | str, symmetric: bool) -> str
     return f"{method}-w{bits}-{where}" + ("-sym" if symmetric else "")
 
 
-@functools.cache
-def _model_config() -> llm.Config:
-    """The architecture from the model file's metadata (no tensor is read;
-    free once :func:`qlib.llm.load_model` has opened the file)."""
-    return _config(_reader(_path(None)))
-
-
 class FormatExplorer(Explorer):
     """Choose how SmolLM2-135M's linear weights are stored and read what
     the chapter measured: the perplexity of the evaluation text, the bits
@@ -93,9 +84,7 @@ class FormatExplorer(Explorer):
     (log scale) against bits per weight, the float model dotted, the choice
     ringed.  Everything comes from :func:`qlib.llmquant.load_results`
     (``results``); the number of linear weights that the sizes count from
-    ``config`` (``model.config``), else from the table's ``linear_weights``,
-    else from the model file's metadata (about 2 s, unless the model is
-    loaded already).
+    ``config`` (``model.config``), else the table's ``linear_weights``.
 
     Example:
         >>> ex = FormatExplorer(bits=4, group=32, symmetric=False)
@@ -135,9 +124,12 @@ class FormatExplorer(Explorer):
             raise ValueError("results must hold the 'float' entry")
         if config is not None:
             self.n_weights = lq.linear_weights(config)
+        elif "linear_weights" in self.results:
+            self.n_weights = int(self.results["linear_weights"])
         else:
-            self.n_weights = self.results.get("linear_weights") or lq.linear_weights(
-                _model_config()
+            raise ValueError(
+                "results must hold 'linear_weights' (tools/llm_results.py writes "
+                "it), or give config=model.config"
             )
         self.controls = {
             "method": widgets.ToggleButtons(
