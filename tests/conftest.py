@@ -1,15 +1,35 @@
-"""Where the tests find MNIST: ``QLIB_DATA``, else ``../shared/data`` beside
-the clone (where CI lays it).  Set in ``os.environ`` so that the kernels nbval
-starts inherit it; never pointed at a download location."""
+"""What the whole test run shares.
+
+* Where the tests find MNIST: ``QLIB_DATA``, else ``../shared/data`` beside
+  the clone (where CI lays it).  Set in ``os.environ`` so that the kernels
+  nbval starts inherit it; never pointed at a download location.
+* Chapter 10's model, loaded once; tables printed after the run.
+* The browser suite's chromium, and nbval's checks moved into that suite.
+  Every notebook the browser suite (tests/browser/) opens it also runs top to
+  bottom, in a real kernel.  Executing it a second time under nbval would
+  cost the run that notebook's whole execution again (chapters 06 and 08-10:
+  15-20 s each), so when the suite can run (chromium and playwright are
+  there) and a notebook's browser test is selected, that notebook's nbval
+  items are deselected here and handed to the browser test, which applies
+  them to the outputs of its own run: nbval's own items, with their options
+  (tags and comment markers), their stored cells, and nbval's comparison and
+  sanitize file.  Each notebook is then executed once per run and compared
+  cell by cell as nbval compares it.  Without a browser, or with the browser
+  test not selected (``pytest notebooks/06_kmeans_quantization.ipynb``),
+  nbval runs the notebook as usual.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
 if not os.environ.get("QLIB_DATA") and SHARED_DATA.is_dir():
     os.environ["QLIB_DATA"] = str(SHARED_DATA)
 
@@ -74,3 +94,79 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("-", title)
         for line in lines:
             terminalreporter.write_line(line)
+
+
+# --------------------------------------------------------------------------
+# the browser suite: its chromium, and the nbval items it checks
+
+BROWSER_TEST = "test_notebook_runs_and_its_widgets_answer"
+
+# notebook (relative to the repository) -> its nbval items, deselected
+_NBVAL_CELLS: dict[str, list[pytest.Item]] = {}
+
+
+def chromium() -> str | None:
+    """Debian's chromium, or one on PATH."""
+    if Path("/usr/bin/chromium").is_file():
+        return "/usr/bin/chromium"
+    return shutil.which("chromium")
+
+
+def browser_missing() -> list[str]:
+    """What the browser suite lacks on this machine (nothing, normally)."""
+    missing = [] if chromium() else ["chromium (/usr/bin/chromium or on PATH)"]
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("the Python package playwright")
+    return missing
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's chromium; skip (fail under CI=true) when it or playwright is missing."""
+    if missing := browser_missing():
+        message = (
+            f"browser tests need {' and '.join(missing)}; to enable them run "
+            "`apt-get install chromium` and `pip install -e '.[test]'` "
+            "(no `playwright install`: Debian's chromium is used)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+    return chromium()
+
+
+def _rel(path: Path) -> str | None:
+    """``path`` relative to the repository, or None outside it."""
+    path = Path(path).resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else None
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what they do
+def pytest_collection_modifyitems(config, items):
+    from nbval.plugin import IPyNbCell
+
+    if browser_missing():
+        return
+    in_browser = {
+        _rel(item.callspec.params["path"])
+        for item in items
+        if getattr(item, "originalname", None) == BROWSER_TEST
+    }
+    moved = [
+        item
+        for item in items
+        if isinstance(item, IPyNbCell) and _rel(item.path) in in_browser
+    ]
+    if not moved:
+        return
+    for item in moved:
+        _NBVAL_CELLS.setdefault(_rel(item.path), []).append(item)
+    config.hook.pytest_deselected(items=moved)
+    gone = set(map(id, moved))
+    items[:] = [item for item in items if id(item) not in gone]
+
+
+@pytest.fixture(scope="session")
+def nbval_cells() -> dict[str, list[pytest.Item]]:
+    """Notebook -> the nbval items its browser test checks (see the module)."""
+    return _NBVAL_CELLS

@@ -7,7 +7,9 @@ temporary copies of notebooks/ and exercises/, with temporary Jupyter config,
 data and runtime folders, so neither the repository nor the user's Jupyter
 setup is touched.  For each notebook the test opens it in a fresh kernel,
 clears the stored outputs, runs Run -> Run All Cells, checks that nothing
-failed and that every widget rendered, moves a control of every qlib explorer
+failed, compares the outputs of the run with the stored ones as nbval does
+(nbval then does not run the notebook a second time: see tests/conftest.py), checks
+that every widget rendered, moves a control of every qlib explorer
 and checks that the picture or table answered, saves a screenshot of the
 notebook (its first ``SCREENSHOT_MAX_HEIGHT`` pixels) into artifacts/browser/,
 then closes the notebook's tab, shuts its kernel down and checks that neither
@@ -22,8 +24,8 @@ them the tests skip, except under CI=true, where they fail.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -122,6 +124,12 @@ PROMPTS = """(wanted) => {
         (i) => (cells[i]?.querySelector(".jp-InputPrompt")?.textContent ?? "").trim()
     );
 }"""
+# the notebook as JupyterLab holds it, outputs of this run included, as the
+# text of an .ipynb file (JSON.stringify drops the keys JupyterLab leaves
+# undefined, as its own save does)
+NOTEBOOK_JSON = """() => JSON.stringify(
+    window.jupyterapp.shell.currentWidget.context.model.toJSON()
+)"""
 ERROR_OUTPUTS = """() => Array.from(
     document.querySelectorAll(".jp-NotebookPanel .jp-Cell"),
     (cell, i) => Array.from(
@@ -146,25 +154,6 @@ def screenshot_name(path: Path) -> str:
 
 # --------------------------------------------------------------------------
 # requirements, processes
-
-
-def require_browser() -> str:
-    """Debian's chromium; skip (fail under CI=true) when it or playwright is missing."""
-    exe = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None
-    exe = exe or shutil.which("chromium")
-    missing = [] if exe else ["chromium (/usr/bin/chromium or on PATH)"]
-    if importlib.util.find_spec("playwright") is None:
-        missing.append("the Python package playwright")
-    if missing:
-        message = (
-            f"browser tests need {' and '.join(missing)}; to enable them run "
-            "`apt-get install chromium` and `pip install -e '.[test]'` "
-            "(no `playwright install`: Debian's chromium is used)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true: {message}", pytrace=False)
-        pytest.skip(message)
-    return exe
 
 
 def processes_using(folder: Path) -> list[int]:
@@ -273,11 +262,6 @@ def stop_server(lab: Lab, server: subprocess.Popen) -> None:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    return require_browser()
 
 
 @pytest.fixture(scope="module")
@@ -420,7 +404,7 @@ class Timings:
     rows: list[tuple[str, str, dict[str, float]]] = field(default_factory=list)
 
     def table(self) -> list[str]:
-        names = ["open", "run", "widgets", "screenshot", "close"]
+        names = ["open", "run", "nbval", "widgets", "screenshot", "close"]
         width = max(len(name) for name, _, _ in self.rows)
         lines = [
             f"{'notebook':<{width}} "
@@ -695,16 +679,67 @@ def screenshot(page, path: Path) -> str:
 
 
 # --------------------------------------------------------------------------
+# nbval's checks on the browser's run (tests/conftest.py)
+
+
+def nbval_differences(cells: list[pytest.Item], executed) -> list[str]:
+    """nbval's verdict on ``executed`` (an nbformat notebook run elsewhere),
+    cell by cell: what nbval would report, or [] when every cell passes."""
+    from nbval.plugin import coalesce_streams
+
+    code = [cell for cell in executed.cells if cell.cell_type == "code"]
+    problems = []
+    for item in cells:
+        name = f"Cell {item.cell_num}"
+        if item.cell_num >= len(code) or code[item.cell_num].source != item.cell.source:
+            problems.append(f"{name}: not the stored notebook's cell")
+            continue
+        ran = code[item.cell_num]
+        if item.options["skip"]:  # nbval would not run it
+            continue
+        errors = [o for o in ran.outputs if o.output_type == "error"]
+        if errors and not item.options["check_exception"]:
+            problems.append(f"{name}: Cell execution caused an exception")
+            continue
+        if item.cell.execution_count is None:
+            if item.cell.outputs:
+                problems.append(f"{name}: Unrun reference cell has outputs")
+            continue
+        if not item.options["check"]:
+            continue
+        item.parent.setup_sanitize_files()  # what nbval's setup does, minus a kernel
+        test = coalesce_streams(copy.deepcopy(ran.outputs))
+        ref = coalesce_streams(copy.deepcopy(item.cell.outputs))
+        if not item.compare_outputs(test, ref):
+            diff = "\n".join(item.comparison_traceback)
+            problems.append(f"{name}: Cell outputs differ\n{diff}")
+    return problems
+
+
+# --------------------------------------------------------------------------
 # the test
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=rel)
-def test_notebook_runs_and_its_widgets_answer(path, lab_page, artifacts, timings):
-    run_in_browser(rel(path), lab_page, artifacts / screenshot_name(path), timings)
+def test_notebook_runs_and_its_widgets_answer(
+    path, lab_page, artifacts, timings, nbval_cells
+):
+    run_in_browser(
+        rel(path),
+        lab_page,
+        artifacts / screenshot_name(path),
+        timings,
+        nbval_cells.get(rel(path), []),
+    )
 
 
-def run_in_browser(name: str, lab_page: LabPage, picture: Path, timings) -> None:
-    """Open ``name`` (relative to the server's root), Run All, check, screenshot."""
+def run_in_browser(
+    name: str, lab_page: LabPage, picture: Path, timings, nbval_items: list
+) -> None:
+    """Open ``name`` (relative to the server's root), Run All, check, screenshot.
+
+    ``nbval_items``: the notebook's nbval items, when nbval does not run it
+    itself (tests/conftest.py); they are applied to this run."""
     from playwright.sync_api import expect
 
     lab = lab_page.lab
@@ -760,6 +795,12 @@ def run_in_browser(name: str, lab_page: LabPage, picture: Path, timings) -> None
         ]
         assert not not_run, f"{name}: cells never ran: {not_run}"
 
+        if nbval_items:  # nbval's checks, on this run's outputs
+            executed = nbformat.reads(page.evaluate(NOTEBOOK_JSON), as_version=4)
+            differ = nbval_differences(nbval_items, executed)
+            assert not differ, f"{name}, as nbval reports it:\n" + "\n\n".join(differ)
+            phase("nbval")
+
         # every widget rendered
         for i, kinds in explorers.items():
             views = cells.nth(i).locator(".jp-OutputArea-output > .jupyter-widgets")
@@ -802,3 +843,87 @@ def run_in_browser(name: str, lab_page: LabPage, picture: Path, timings) -> None
         with (picture.parent / "timings.txt").open("a") as f:
             f.write(line + "\n")
     assert not problems, f"{name}: after closing: " + "; ".join(problems)
+
+
+# --------------------------------------------------------------------------
+# the comparison itself, without a browser: nbval's items of notebook 02
+
+
+@pytest.fixture(scope="module")
+def items_02(request) -> tuple[list, object]:
+    """nbval's items for notebooks/02 (collected here, not run) and the notebook."""
+    from nbval.plugin import IPyNbFile
+
+    path = ROOT / "notebooks" / "02_integer_encodings.ipynb"
+    items = list(IPyNbFile.from_parent(request.session, path=path).collect())
+    return items, nbformat.read(path, as_version=4)
+
+
+def code_cell(nb, n: int):
+    return [c for c in nb.cells if c.cell_type == "code"][n]
+
+
+def first(items, *, check: bool):
+    """The first item with stored text output, compared (or not) by nbval."""
+    return next(
+        i
+        for i in items
+        if bool(i.options["check"]) == check
+        and any(
+            "text" in o or "text/plain" in o.get("data", {}) for o in i.cell.outputs
+        )
+    )
+
+
+def changed(nb, n: int):
+    """``nb`` with one character of code cell ``n``'s first text output changed."""
+    nb = copy.deepcopy(nb)
+    for out in code_cell(nb, n).outputs:
+        if "text" in out:
+            out.text = "#" + out.text[1:]
+            return nb
+        if "text/plain" in out.get("data", {}):
+            out.data["text/plain"] = "#" + out.data["text/plain"][1:]
+            return nb
+    raise AssertionError(f"code cell {n} has no text output")
+
+
+def test_the_stored_outputs_pass_nbvals_checks(items_02):
+    items, nb = items_02
+    assert len(items) == len([c for c in nb.cells if c.cell_type == "code"])
+    assert nbval_differences(items, nb) == []
+
+
+def test_a_changed_output_is_reported_as_nbval_reports_it(items_02):
+    items, nb = items_02
+    item = first(items, check=True)
+    problems = nbval_differences(items, changed(nb, item.cell_num))
+    assert len(problems) == 1
+    assert problems[0].startswith(f"Cell {item.cell_num}: Cell outputs differ")
+
+
+def test_a_cell_marked_nbval_ignore_output_is_not_compared(items_02):
+    items, nb = items_02
+    item = first(items, check=False)
+    assert "nbval-ignore-output" in item.cell.metadata.get("tags", [])
+    assert nbval_differences(items, changed(nb, item.cell_num)) == []
+
+
+def test_a_missing_output_an_error_and_another_cell_are_reported(items_02):
+    items, nb = items_02
+    n = first(items, check=True).cell_num
+    cleared = copy.deepcopy(nb)
+    code_cell(cleared, n).outputs = []
+    assert nbval_differences(items, cleared)[0].startswith(f"Cell {n}: Cell outputs")
+    failed = copy.deepcopy(nb)
+    code_cell(failed, 0).outputs.append(
+        nbformat.v4.new_output("error", ename="ValueError", evalue="x", traceback=[])
+    )
+    assert nbval_differences(items, failed) == [
+        "Cell 0: Cell execution caused an exception"
+    ]
+    edited = copy.deepcopy(nb)
+    code_cell(edited, n).source += "\n"
+    assert nbval_differences(items, edited) == [
+        f"Cell {n}: not the stored notebook's cell"
+    ]
