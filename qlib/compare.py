@@ -39,7 +39,7 @@ class Method:
 
 @functools.cache
 def methods() -> tuple[Method, ...]:
-    """The rows, float32 first, then chapter by chapter (about 5-10 s)."""
+    """The rows, float32 first, then chapter by chapter (about 5 s)."""
     model = nn.load_lenet()
     images, labels = load_mnist("test")
     x = nn.preprocess(images)

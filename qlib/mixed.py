@@ -139,10 +139,61 @@ def divergence(reference: MLP, model: MLP, x: ArrayLike) -> float:
         0.0
     """
     a = _check_images(x, reference.dense[0].in_features, "x")
-    log_p = log_softmax(reference.forward(a)).astype(np.float64)
-    log_q = log_softmax(model.forward(a)).astype(np.float64)
+    return _kl(_log_probs(reference.forward(a)), _log_probs(model.forward(a)))
+
+
+def _log_probs(logits: np.ndarray) -> np.ndarray:
+    return log_softmax(logits).astype(np.float64)
+
+
+def _kl(log_p: np.ndarray, log_q: np.ndarray) -> float:
+    """The mean over rows of KL(p || q), from log-probabilities."""
     kl = np.sum(np.exp(log_p) * (log_p - log_q), axis=1)
     return float(max(kl.mean(), 0.0))
+
+
+class _Divergences:
+    """``divergence(quantizer.float_model, quantizer.model(a), x)`` for many
+    allocations ``a``, sharing the work between them: the float network's
+    softmax once, and the activations after the first ``k`` Dense layers once
+    for each choice of those ``k`` layers' widths (a layer's input depends
+    only on the layers before it, and fc1 holds most of the arithmetic).
+    The same operations on the same arrays as :func:`divergence`, so the
+    same numbers bit for bit."""
+
+    def __init__(self, quantizer: LayerQuantizer, x: ArrayLike) -> None:
+        model = quantizer.float_model
+        self.quantizer = quantizer
+        self.x = _check_images(x, model.dense[0].in_features, "x")
+        self.log_p = _log_probs(model.forward(self.x))
+        # each Dense layer with the layers after it, up to the next Dense
+        self.before: list = []
+        self.stages: list[tuple[Dense, list]] = []
+        for layer in model.layers:
+            if isinstance(layer, Dense):
+                self.stages.append((layer, []))
+            else:
+                (self.stages[-1][1] if self.stages else self.before).append(layer)
+        self.after = functools.cache(self._after)
+
+    def _after(self, widths: tuple[int | None, ...]) -> np.ndarray:
+        """The activations after the first ``len(widths)`` stages at ``widths``."""
+        if not widths:
+            h = self.x
+            for layer in self.before:
+                h = layer.forward(h)
+            return h
+        k = len(widths) - 1
+        dense, rest = self.stages[k]
+        w = dense.W if widths[k] is None else self.quantizer.weight(k, widths[k])
+        h = Dense.from_arrays(w, dense.b).forward(self.after(widths[:-1]))
+        for layer in rest:
+            h = layer.forward(h)
+        return h
+
+    def __call__(self, bits: Sequence[int | None]) -> float:
+        a = self.quantizer._allocation(bits)
+        return _kl(self.log_p, _log_probs(self.after(a)))
 
 
 def sensitivity(
@@ -167,14 +218,16 @@ def sensitivity(
     out = np.empty((n, len(bits)))
     if labels is not None:
         y = _check_labels(labels, len(x), quantizer.dense[-1].out_features, "labels")
+    else:
+        cost = _Divergences(quantizer, x)
     for i in range(n):
         for j, b in enumerate(bits):
             alloc = [None] * n
             alloc[i] = b
-            m = quantizer.model(alloc)
             if labels is None:
-                out[i, j] = divergence(quantizer.float_model, m, x)
+                out[i, j] = cost(alloc)
             else:
+                m = quantizer.model(alloc)
                 out[i, j] = np.mean(m.predict(np.asarray(x, np.float32)) != y)
     return out
 
@@ -232,8 +285,8 @@ def greedy_allocation(
             f"budget {budget:.6g} bytes is below the smallest model "
             f"({quantizer.nbytes([widths[0]] * n):.6g} bytes at {widths[0]} bits)"
         )
-    ref, size = quantizer.float_model, quantizer.nbytes
-    cost = functools.cache(lambda a: divergence(ref, quantizer.model(a), x))
+    size = quantizer.nbytes
+    cost = functools.cache(_Divergences(quantizer, x))
 
     def moves(a: tuple[int, ...], step: int):
         for i in range(n):

@@ -45,6 +45,24 @@ def test_uniform_allocation_is_ptqs_quantized_model():
     assert np.array_equal(lq.model((None, 2, 8)).dense[0].W, model.dense[0].W)
 
 
+def test_shared_work_gives_divergence_bit_for_bit():
+    """greedy_allocation and sensitivity score allocations with
+    mixed._Divergences, which reuses the float softmax and the activations of
+    equal leading layers: each score is exactly divergence() of the network
+    quantizer.model builds, whatever order the allocations come in."""
+    model = _net(60, 30, 20, 10, seed=3)
+    lq = mixed.LayerQuantizer(model)
+    x = RNG.uniform(0, 1, (200, 60)).astype(np.float32)
+    shared = mixed._Divergences(lq, x)
+    allocations = [
+        (8, 8, 8), (2, 8, 8), (2, 3, 8), (None, 3, 8), (2, 3, None),
+        (None, None, None), (8, 8, 8), (4, 2, 3), (2, 3, 8),
+    ]  # fmt: skip
+    for a in allocations:
+        assert shared(a) == mixed.divergence(model, lq.model(a), x), a
+    assert shared((None, None, None)) == 0.0
+
+
 def test_divergence_is_kl_of_the_softmax_outputs():
     a, b = _net(6, 5, 4, seed=1), _net(6, 5, 4, seed=2)
     x = RNG.uniform(0, 1, (30, 6)).astype(np.float32)
