@@ -273,6 +273,22 @@ def test_smoothing_explorer_from_a_model_reads_the_group():
         ex.W, np.concatenate([w["attn_q"], w["attn_k"], w["attn_v"]])
     )
     assert int(ex.x_absmax.argmax()) == 5  # the toy's outlier channel
+    # the same explorer from inputs already captured (the model is not run)
+    captured = lq.capture_inputs(toy, windows, layers=[1])
+    again = widgets.SmoothingExplorer.from_model(
+        toy, 1, "attn_v", tokens=50, captured=captured
+    )
+    for name in ("X", "W", "x_absmax"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(ex, name))
+    assert again.view.value == ex.view.value
+    with pytest.raises(ValueError, match="captured must hold the inputs of layer 0"):
+        widgets.SmoothingExplorer.from_model(toy, 0, "attn_q", captured=captured)
+    with pytest.raises(
+        ValueError, match=r"captured\[1, 'attn_q'\] must be \(tokens, 64\)"
+    ):
+        widgets.SmoothingExplorer.from_model(
+            toy, 1, "attn_q", captured={(1, "attn_q"): np.ones((3, 5))}
+        )
     with pytest.raises(ValueError, match=r"layer must be in \[0, 1\]"):
         widgets.SmoothingExplorer.from_model(toy, 2, "attn_q", token_ids=[1, 2])
     with pytest.raises(ValueError, match="input_of must be one of attn_q"):

@@ -53,15 +53,30 @@ def _group(name: str) -> tuple[str, ...]:
 
 
 def _layer_arrays(
-    model: llm.Model, layer: int, input_of: str, token_ids, tokens: int
+    model: llm.Model, layer: int, input_of: str, token_ids, tokens: int, captured=None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The first ``tokens`` inputs of ``layer``'s group ``input_of`` on
     ``token_ids`` (windows), their per-channel maxima over all of them, and
-    the group's weights stacked as :func:`qlib.llmquant.smoothquant` does."""
+    the group's weights stacked as :func:`qlib.llmquant.smoothquant` does.
+    ``captured``: those inputs already captured, as
+    :func:`qlib.llmquant.capture_inputs` returns them."""
     layer = _integer(layer, "layer", 0, model.config.n_layers - 1)
     names = _group(input_of)
-    X = lq.capture_inputs(model, token_ids, layers=[layer])[layer, names[0]]
+    if captured is None:
+        captured = lq.capture_inputs(model, token_ids, layers=[layer])
+    X = captured.get((layer, names[0])) if isinstance(captured, dict) else None
+    if X is None:
+        raise ValueError(
+            f"captured must hold the inputs of layer {layer}'s {names[0]}, as "
+            f"lq.capture_inputs(model, windows, layers=[{layer}]) returns them"
+        )
+    X = np.asarray(X)
     W = _stacked(model, layer, names)
+    if X.ndim != 2 or X.shape[1] != W.shape[1]:
+        raise ValueError(
+            f"captured[{layer}, {names[0]!r}] must be (tokens, {W.shape[1]}); "
+            f"got shape {X.shape}"
+        )
     return X[:tokens], W, np.abs(X).max(axis=0)
 
 
@@ -168,6 +183,7 @@ class SmoothingExplorer(Explorer):
         alpha: float = 0.5,
         token_ids=None,
         tokens: int = SAMPLE,
+        captured: dict | None = None,
     ) -> SmoothingExplorer:
         """The explorer of ``model``'s block ``layer``, on the input read by
         ``input_of`` (``"attn_q"``, ``"attn_output"``, ``"ffn_gate"``,
@@ -178,7 +194,10 @@ class SmoothingExplorer(Explorer):
         calibration text in windows of 64 tokens, as the chapter's
         SmoothQuant), ``X`` their first ``tokens`` inputs (four windows:
         each window's first token, the attention sink, carries the
-        outliers).  About 1.5 s for layer 11 of SmolLM2-135M.
+        outliers).  About 1.5 s for layer 11 of SmolLM2-135M, most of it
+        running the model; ``captured``, the inputs of that layer already
+        captured by :func:`qlib.llmquant.capture_inputs` (on those windows),
+        skips that.
 
         On SmolLM2-135M, ``SmoothingExplorer.from_model(llm.load_model())``
         shows layer 11's ``ffn_down`` (``X`` 256 by 1536, ``W`` 576 by 1536).
@@ -193,11 +212,11 @@ class SmoothingExplorer(Explorer):
             layer, input_of = strongest_outlier()
         elif layer is None or input_of is None:
             raise TypeError("layer and input_of must be given together (or neither)")
-        if token_ids is None:
+        if token_ids is None and captured is None:
             ids = llm.encode(model, lq.calibration_text())
             token_ids = lq.token_windows(ids)
         n = _integer(tokens, "tokens", 1, 2**31)
-        X, W, xm = _layer_arrays(model, layer, input_of, token_ids, n)
+        X, W, xm = _layer_arrays(model, layer, input_of, token_ids, n, captured)
         names = ", ".join(_group(input_of))
         return cls(
             X, W, x_absmax=xm, alpha=alpha, label=f"layer {layer}, input of {names}"
