@@ -170,3 +170,40 @@ def pytest_collection_modifyitems(config, items):
 def nbval_cells() -> dict[str, list[pytest.Item]]:
     """Notebook -> the nbval items its browser test checks (see the module)."""
     return _NBVAL_CELLS
+
+
+# --------------------------------------------------------------------------
+# pytest-xdist: the browser suite on both processes
+
+# The browser suite's notebooks in two units of about equal time, each with
+# its own JupyterLab and chromium.  Seconds per notebook in a fresh-clone CI
+# run: 08 33, 09 20, 01 19, 05 12, 02 11, exercises/02 2 (97 in all) | 06 26,
+# 10 24, 07 20, 03 14, 04 9, 00 5 (98).  A new chapter joins by parity.
+BROWSER_UNITS = {"08": 0, "09": 0, "01": 0, "05": 0, "02": 0,
+                 "06": 1, "10": 1, "07": 1, "03": 1, "04": 1, "00": 1}  # fmt: skip
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, each file whole on one process, except the
+    browser suite's notebooks, which make the two units of BROWSER_UNITS.
+    The suite is the run's longest file (three minutes): whole, it would set
+    the run's length alone."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            if scope == "tests/browser/test_browser.py" and f"::{BROWSER_TEST}[" in (
+                nodeid
+            ):
+                path = nodeid.split("[", 1)[1]
+                chapter = path.rsplit("/", 1)[-1][:2]
+                if path.startswith("exercises/"):
+                    return f"{scope}[unit 0]"
+                return f"{scope}[unit {BROWSER_UNITS.get(chapter, int(chapter) % 2)}]"
+            return scope
+
+    return Scheduling(config, log)

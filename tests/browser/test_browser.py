@@ -437,7 +437,7 @@ class Timings:
 @pytest.fixture(scope="module")
 def timings(request, summary_tables) -> Timings:
     """The table, handed at the end to tests/conftest.py, which prints it after
-    the run (from this process, or from the pytest-xdist worker that ran the
+    the run (from this process, or from each pytest-xdist worker that ran
     browser tests), and appended to artifacts/browser/timings.txt."""
     table = Timings()
     yield table
@@ -445,7 +445,9 @@ def timings(request, summary_tables) -> Timings:
         lines = table.table()
         with (ARTIFACTS / "timings.txt").open("a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {lines[-1]}\n")
-        summary_tables["browser: seconds per notebook and phase"] = lines
+        worker = os.environ.get("PYTEST_XDIST_WORKER")  # one table per process
+        title = "browser: seconds per notebook and phase"
+        summary_tables[f"{title} ({worker})" if worker else title] = lines
 
 
 # --------------------------------------------------------------------------
