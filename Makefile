@@ -32,9 +32,9 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=. $(ALLOW_ROOT) $(LAB_ARGS) notebooks/00_start_here.ipynb
 
 # The suite runs on two processes, each test file whole on one of them (nbval
-# needs a notebook's cells together), with NumPy's matrix products on one
-# thread each: two cores busy, neither oversubscribed.  PYTEST_ARGS= runs it in
-# one process.
+# needs a notebook's cells together) except the browser suite, split in two
+# halves (tests/conftest.py), with NumPy's matrix products on one thread each:
+# two cores busy, neither oversubscribed.  PYTEST_ARGS= runs it in one process.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
 ## make test: lint, qlib tests, notebooks (strict nbval), solutions, exercises
