@@ -714,7 +714,14 @@ def nbval_differences(cells: list[pytest.Item], executed) -> list[str]:
         ref = coalesce_streams(copy.deepcopy(item.cell.outputs))
         if not item.compare_outputs(test, ref):
             diff = "\n".join(item.comparison_traceback)
-            problems.append(f"{name}: Cell outputs differ\n{diff}")
+            ran_text = "\n".join(  # nbval does not always show the text
+                o.get("text") or o.get("data", {}).get("text/plain") or o.output_type
+                for o in test
+            )
+            problems.append(
+                f"{name}: Cell outputs differ\n{diff}\nthis run's outputs:\n"
+                + ran_text[-2000:]
+            )
     return problems
 
 
