@@ -936,3 +936,43 @@ def test_a_missing_output_an_error_and_another_cell_are_reported(items_02):
     assert nbval_differences(items, edited) == [
         f"Cell {n}: not the stored notebook's cell"
     ]
+
+
+def test_the_suite_splits_in_two_halves_and_every_other_file_stays_whole(
+    request,
+):
+    """tests/conftest.py's pytest-xdist scheduler: each browser notebook in
+    one of two units, both used; any other test, nbval cell or doctest in
+    the unit of its file, as --dist loadfile has it."""
+    from xdist.scheduler import LoadFileScheduling
+
+    make = request.config.pluginmanager.hook.pytest_xdist_make_scheduler
+    option = request.config.option
+    saved = {name: getattr(option, name, None) for name in ("dist", "tx")}
+    option.dist, option.tx = "loadfile", ["2*popen"]  # as make test runs it
+    try:
+        scheduling = make(config=request.config, log=None)
+    finally:
+        for name, value in saved.items():
+            setattr(option, name, value)
+    assert isinstance(scheduling, LoadFileScheduling)
+    ids = [
+        f"tests/browser/test_browser.py::test_notebook_runs_and_its_widgets_answer"
+        f"[{rel(path)}]"
+        for path in NOTEBOOKS
+    ]
+    units = {scheduling._split_scope(i) for i in ids}
+    assert units == {
+        "tests/browser/test_browser.py[unit 0]",
+        "tests/browser/test_browser.py[unit 1]",
+    }
+    for nodeid, unit in [
+        ("tests/browser/test_browser.py::test_the_stored_outputs_pass_nbvals_checks",
+         "tests/browser/test_browser.py"),
+        ("notebooks/06_kmeans_quantization.ipynb::Cell 3",
+         "notebooks/06_kmeans_quantization.ipynb"),
+        ("tests/test_mixed.py::test_divergence_is_kl_of_the_softmax_outputs[1]",
+         "tests/test_mixed.py"),
+        ("qlib/mixed.py::qlib.mixed.divergence", "qlib/mixed.py"),
+    ]:  # fmt: skip
+        assert scheduling._split_scope(nodeid) == unit
