@@ -118,6 +118,12 @@ RUN_FINISHED = """(wanted) => {
             '.jp-NotebookPanel [data-mime-type="application/vnd.jupyter.stderr"]'
         ) !== null;
 }"""
+# the status bar shows ``text``: checked on every animation frame, where
+# expect() looks again only after 100, 250, 500 and 1000 ms (a kernel
+# started or finished was seen about 0.7 s late per notebook)
+KERNEL_SAYS = """(text) => Array.from(
+    document.querySelectorAll(".jp-StatusBar-TextItem"),
+).some((item) => item.textContent.includes(text) && item.offsetParent !== null)"""
 PROMPTS = """(wanted) => {
     const cells = document.querySelectorAll(".jp-NotebookPanel .jp-Cell");
     return wanted.map(
@@ -776,11 +782,8 @@ def run_in_browser(
     try:
         page = lab_page.open(name)
         panel = page.locator(".jp-NotebookPanel")
-        idle = page.locator(
-            ".jp-StatusBar-TextItem",
-            has_text=f"{lab.kernel_display_name} | Idle",
-        )
-        expect(idle).to_be_visible(timeout=60_000)
+        idle = f"{lab.kernel_display_name} | Idle"  # the status bar, kernel ready
+        page.wait_for_function(KERNEL_SAYS, arg=idle, timeout=60_000)
         cells = panel.locator(".jp-Cell")
         expect(cells).to_have_count(len(nb.cells))
         phase("open")
@@ -789,7 +792,7 @@ def run_in_browser(
         menu(page, "Edit", "Clear Outputs of All Cells")
         menu(page, "Run", "Run All Cells")
         page.wait_for_function(RUN_FINISHED, arg=code, timeout=120_000)
-        expect(idle).to_be_visible(timeout=60_000)
+        page.wait_for_function(KERNEL_SAYS, arg=idle, timeout=60_000)
         phase("run")
 
         errors = [
