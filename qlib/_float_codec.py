@@ -19,6 +19,9 @@ Learners import from :mod:`qlib.floats`; the rounding is taught in
 from __future__ import annotations
 
 import functools
+import math
+import numbers
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -308,3 +311,32 @@ def _encode_e8m0(fmt: FloatFormat, x: np.ndarray) -> np.ndarray:
     code = np.clip(k + fmt.bias, 0, None)
     bad = ~(x > 0) | ~np.isfinite(x) | (code > fmt._e_max_field - 1)
     return np.where(bad, np.int64(fmt._e_max_field), code).astype(np.uint64)
+
+
+def _encode_rational(fmt, value, saturate: bool) -> int:
+    """:meth:`qlib.floats.FloatFormat.encode_rational` (see its docstring)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Rational):
+        raise TypeError(f"value must be a Fraction or an integer; got {value!r}")
+    q = Fraction(value)
+    try:
+        x = float(q)  # the nearest float64
+    except OverflowError:  # beyond float64, so beyond every format
+        x = math.inf if q > 0 else -math.inf
+    with np.errstate(over="ignore"):
+        code = int(fmt.encode(x, saturate))
+        if not math.isfinite(x) or Fraction(x) == q:
+            return code
+        beyond = float(np.nextafter(x, math.inf if q > x else -math.inf))
+        other = int(fmt.encode(beyond, saturate))
+    if other == code:
+        return code
+    # the boundary between the two codes is x or beyond: which one?
+    v, w = (float(fmt.decode(c)) for c in (code, other))
+    if math.isfinite(v) and math.isfinite(w):
+        boundary = (Fraction(v) + Fraction(w)) / 2
+    else:  # overflow, half a step past the largest finite value
+        top = v if math.isfinite(v) else w
+        if not math.isfinite(top):
+            return code
+        boundary = Fraction(top) + math.copysign(float(fmt.ulp(top)) / 2, top)
+    return other if Fraction(x) == boundary else code

@@ -43,6 +43,7 @@ from ._float_codec import (
     _encode,
     _encode_e8m0,
     _encode_float32,
+    _encode_rational,
     _float32_path,
     _keep_payload,
 )
@@ -303,6 +304,29 @@ class FloatFormat:
                 out = _keep_payload(self, out, given.reshape(-1))
         out = out.astype(self.code_dtype).reshape(shape)
         return out[()] if len(shape) == 0 else out
+
+    def encode_rational(self, value: numbers.Rational, saturate: bool = False) -> int:
+        """The code of the exact number ``value`` (a Fraction or an integer),
+        rounded once, as :meth:`encode` rounds.
+
+        ``encode(float(value))`` rounds twice, to float64 and then to this
+        format, and is wrong when the first rounding lands on a midpoint of
+        this format that ``value`` is not: ``1 + 2**-8 + 10**-30`` is nearer
+        bf16's 1.0078125 than its 1.0, yet float64 makes it ``1 + 2**-8``,
+        whose tie goes to 1.0.  That is the only case (this format's
+        midpoints and overflow thresholds are float64 numbers, and rounding
+        to float64 never carries ``value`` past one): there ``value`` lies
+        strictly between the float64 number and its neighbour on
+        ``value``'s side, and rounds as that neighbour does.
+
+        Example:
+            >>> from fractions import Fraction
+            >>> bf16 = FORMATS["bf16"]
+            >>> q = 1 + Fraction(1, 2**8) + Fraction(1, 10**30)
+            >>> bf16.decode(bf16.encode(float(q))), bf16.decode(bf16.encode_rational(q))
+            (np.float64(1.0), np.float64(1.0078125))
+        """
+        return _encode_rational(self, value, saturate)
 
     def quantize(
         self, x: ArrayLike, saturate: bool = False, **kw

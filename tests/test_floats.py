@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -316,3 +318,79 @@ def test_flushed_counts_nonzero_values_stored_as_zero():
     assert flushed(x.reshape(2, 3), q.reshape(2, 3)) == 2 / 6
     with pytest.raises(ValueError, match="one shape"):
         flushed(x, q[:3])
+
+
+# ---------------------------------------------------------------- exact input
+
+
+def _rational_cases(fmt: FloatFormat, pairs: int | None = None):
+    """(q, saturate, expected code): numbers a hair (2**-60 of a step) on
+    either side of every midpoint between adjacent finite values and of the
+    overflow thresholds, and the values themselves.  The oracle is exact:
+    the nearest of the format's values as Fractions, or, past the threshold
+    (largest value + half its ulp), what encode gives for twice that."""
+    from fractions import Fraction
+
+    values = fmt.all_values()
+    finite = np.unique(values[np.isfinite(values)])  # one zero (-0 == 0)
+    steps = list(itertools.pairwise(finite))
+    if pairs is not None and len(steps) > pairs:  # spread over the range
+        picked = np.linspace(0, len(steps) - 1, pairs).round().astype(int)
+        steps = [steps[i] for i in sorted(set(picked))]
+
+    def code_of(v: float, negative: bool) -> int:
+        """The code of the value v; a zero signed as ``negative`` says."""
+        return int(fmt.encode(v if v != 0 else (-0.0 if negative else 0.0)))
+
+    for a, b in steps:
+        fa, fb = Fraction(float(a)), Fraction(float(b))
+        m, eps = (fa + fb) / 2, (fb - fa) / 2**60
+        negative = m < 0
+        yield m + eps, False, code_of(float(b), negative and b == 0)
+        yield m - eps, False, code_of(float(a), negative or a < 0)
+        yield fa, False, code_of(float(a), a < 0)
+    top = Fraction(fmt.max)
+    threshold = top + Fraction(float(fmt.ulp(fmt.max))) / 2
+    eps = threshold / 2**80
+    for sign in (1, -1):
+        over = int(fmt.encode(sign * float(2 * threshold)))
+        yield sign * (threshold - eps), False, code_of(sign * fmt.max, False)
+        yield sign * (threshold + eps), False, over
+        yield sign * (threshold + eps), True, code_of(sign * fmt.max, False)
+
+
+@pytest.mark.parametrize("name", [n for n in FORMATS if FORMATS[n].bits <= 16])
+def test_encode_rational_rounds_once(name):
+    """encode_rational against the exact oracle; and encode(float(q)), which
+    rounds twice, misses some of these cases (so they test something)."""
+    fmt = FORMATS[name]
+    cases = list(_rational_cases(fmt, pairs=None if fmt.bits <= 8 else 1500))
+    twice_wrong = 0
+    for q, saturate, want in cases:
+        got = fmt.encode_rational(q, saturate)
+        assert got == want, (name, q, saturate, got, want)
+        twice_wrong += int(fmt.encode(float(q), saturate)) != want
+    if name != "e8m0fnu":  # its ties go away from zero, the side q lies on
+        assert twice_wrong > 0, name
+
+
+def test_encode_rational_in_the_wide_formats():
+    from fractions import Fraction
+
+    tiny = Fraction(1, 10**40)
+    fp32, fp64 = FORMATS["fp32"], FORMATS["fp64"]
+    half = 1 + Fraction(1, 2**24)  # midway between 1 and the next float32
+    up, down = np.float32(1) + np.finfo(np.float32).eps, np.float32(1)
+    assert fp32.encode_rational(half + tiny) == up.view(np.uint32)
+    assert fp32.encode_rational(half - tiny) == down.view(np.uint32)
+    assert fp32.encode(float(half + tiny)) == down.view(np.uint32)  # twice: wrong
+    # float64 itself rounds once already
+    q = Fraction(1, 10)
+    assert fp64.encode_rational(q) == np.float64(0.1).view(np.uint64)
+    assert fp32.encode_rational(10**400) == np.float32(np.inf).view(np.uint32)
+    assert fp32.encode_rational(-(10**400), True) == np.float32(-3.4028235e38).view(
+        np.uint32
+    )
+    for bad in (0.5, True, "1/3", None):
+        with pytest.raises(TypeError, match="value must be a Fraction or an integer"):
+            fp32.encode_rational(bad)

@@ -477,6 +477,24 @@ def test_float_explorer_typing_clicking_and_switching():
     assert "cannot read" in ex.view.value
 
 
+def test_float_explorer_rounds_a_typed_decimal_once():
+    """A decimal a hair above a bf16 midpoint, 1 + 2**-8 + 10**-30: nearest
+    is 1 + 2**-7; rounded first to float64 it would become the midpoint, whose
+    tie goes to 1.0.  The explorer rounds the exact number, and its rounding
+    error is the exact one."""
+    typed = "1.00390625000000000000000000000" + "1"
+    ex = widgets.FloatExplorer(fmt="bf16", value=typed)
+    assert ex.value == 1 + 2**-7 and ex.code == 0x3F81
+    assert "3.906250e\N{MINUS SIGN}03" in ex.view.value  # 2**-8 - 10**-30, printed
+    bf16 = next(row for row in ex.comparison if row[0] == "bf16")
+    assert bf16[1:3] == (0x3F81, 1 + 2**-7)  # the every-format table agrees
+    assert f"{typed} in every format" in ex.view.value
+    ex.controls["value"].value = "1.0039062499999999999999999999"  # a hair below
+    assert ex.value == 1.0
+    ex.controls["value"].value = "1.00390625"  # the midpoint itself: ties to even
+    assert ex.value == 1.0
+
+
 # the value formula the explorer writes, read back: its numbers give the value
 FORMULA = re.compile(
     r"\(−1\)\^(?P<s>\d) × 2\^\((?P<e>\d+) − (?P<bias>\d+)\) × "

@@ -312,7 +312,9 @@ def every_format(
     saturate: bool,
     current: str,
 ) -> tuple[list[tuple[str, int, float, str]], str]:
-    """``x`` rounded into every format of :data:`qlib.floats.FORMATS`.
+    """``x`` rounded into every format of :data:`qlib.floats.FORMATS`: the
+    exact ``typed`` number when given (``x`` is then its float64), rounded
+    once (:meth:`~qlib.floats.FloatFormat.encode_rational`).
 
     Returns the rows ``(name, code, stored value, error)`` (the error relative
     to the exact ``typed`` number when given, else to ``x``) and the same as
@@ -328,8 +330,11 @@ def every_format(
     )
     rows = []
     for name, fmt in _floats.FORMATS.items():
-        with np.errstate(over="ignore"):  # from 2**1023 up, rounding overflows
-            code = int(fmt.encode(np.float64(x), saturate=saturate))
+        if typed is not None:
+            code = fmt.encode_rational(typed, saturate)
+        else:
+            with np.errstate(over="ignore"):  # from 2**1023 up, rounding overflows
+                code = int(fmt.encode(np.float64(x), saturate=saturate))
         stored = float(fmt.decode(code))
         if math.isnan(x):
             error = "" if math.isnan(stored) else "no NaN in this format"

@@ -183,10 +183,11 @@ class FloatExplorer(Explorer):
                 return (
                     f"cannot read <code>{html.escape(text.strip())}</code> as a number"
                 )
-            x = np.float64(to_float(self.typed))
-            with np.errstate(over="ignore"):  # from 2**1023 up, rounding overflows
-                code = fmt.encode(x, saturate=self.controls["saturate"].value)
-            self.code = int(code)
+            saturate = self.controls["saturate"].value
+            if isinstance(self.typed, Fraction):  # rounded once, from the exact number
+                self.code = fmt.encode_rational(self.typed, saturate)
+            else:  # nan, inf
+                self.code = int(fmt.encode(np.float64(self.typed), saturate=saturate))
         elif self._from == "hex":
             text = self.controls["hex"].value.strip().lower().replace("_", "")
             try:
@@ -276,7 +277,10 @@ class FloatExplorer(Explorer):
             f"<td style='text-align:left;overflow-wrap:anywhere'>{v}</td></tr>"
             for k, v in rows
         )
-        shown = num(x) + (", saturating" if self.controls["saturate"].value else "")
+        typed = self.controls["value"].value.strip()
+        shown = (typed if is_exact else num(x)) + (
+            ", saturating" if self.controls["saturate"].value else ""
+        )
         self.view.value = (
             f"<p>{html.escape(fmt.name)}: code <code>{coloured}</code> = "
             f"0x{self.code:0{digits}X}</p>"
