@@ -17,6 +17,9 @@
   cell by cell as nbval compares it.  Without a browser, or with the browser
   test not selected (``pytest notebooks/06_kmeans_quantization.ipynb``),
   nbval runs the notebook as usual.
+* Under pytest-xdist (``make test``), a scheduler that keeps each file whole
+  on one process, as ``--dist loadfile`` does, but deals the browser suite's
+  notebooks to both processes in two halves.
 """
 
 from __future__ import annotations

@@ -1,20 +1,22 @@
 """The course in a real browser: JupyterLab, ipywidgets and Debian's chromium.
 
 One fresh JupyterLab server, one headless chromium and one JupyterLab page
-serve all these tests (loading the app costs seconds; opening a notebook in
-the app already loaded costs its kernel start).  The server works on
-temporary copies of notebooks/ and exercises/, with temporary Jupyter config,
-data and runtime folders, so neither the repository nor the user's Jupyter
-setup is touched.  For each notebook the test opens it in a fresh kernel,
-clears the stored outputs, runs Run -> Run All Cells, checks that nothing
-failed, compares the outputs of the run with the stored ones as nbval does
-(nbval then does not run the notebook a second time: see tests/conftest.py), checks
-that every widget rendered, moves a control of every qlib explorer
-and checks that the picture or table answered, saves a screenshot of the
-notebook (its first ``SCREENSHOT_MAX_HEIGHT`` pixels) into artifacts/browser/,
-then closes the notebook's tab, shuts its kernel down and checks that neither
-its DOM nor a kernel is left for the next notebook.  The suite ends with a
-table of the time each notebook took, phase by phase.
+serve all these tests in a process (loading the app costs seconds; opening a
+notebook in the app already loaded costs its kernel start); ``make test``
+runs the notebooks in two halves, one per process (tests/conftest.py). The
+server works on temporary copies of notebooks/ and exercises/, with
+temporary Jupyter config, data and runtime folders, so neither the
+repository nor the user's Jupyter setup is touched. For each notebook the
+test opens it in a fresh kernel, clears the stored outputs, runs Run -> Run
+All Cells, checks that nothing failed, compares the outputs of the run with
+the stored ones as nbval does (nbval then does not run the notebook a second
+time: see tests/conftest.py), checks that every widget rendered, moves a
+control of every qlib explorer and checks that the picture or table
+answered, saves a screenshot of the notebook (its first
+``SCREENSHOT_MAX_HEIGHT`` pixels) into artifacts/browser/, then closes the
+notebook's tab, shuts its kernel down and checks that neither its DOM nor a
+kernel is left for the next notebook. The suite ends with a table of the
+time each notebook took, phase by phase.
 
 Needs chromium (``apt-get install chromium``) and the ``playwright`` package
 (``pip install -e '.[test]'``); ``playwright install`` is not needed.  Without
