@@ -338,5 +338,6 @@ def _encode_rational(fmt, value, saturate: bool) -> int:
         top = v if math.isfinite(v) else w
         if not math.isfinite(top):
             return code
-        boundary = Fraction(top) + math.copysign(float(fmt.ulp(top)) / 2, top)
+        half = Fraction(float(fmt.ulp(top))) / 2
+        boundary = Fraction(top) + (half if top > 0 else -half)
     return other if Fraction(x) == boundary else code

@@ -698,6 +698,8 @@ def nbval_differences(cells: list[pytest.Item], executed) -> list[str]:
     from nbval.plugin import coalesce_streams
 
     code = [cell for cell in executed.cells if cell.cell_type == "code"]
+    for parent in {id(item.parent): item.parent for item in cells}.values():
+        parent.setup_sanitize_files()  # what nbval's setup does, minus a kernel
     problems = []
     for item in cells:
         name = f"Cell {item.cell_num}"
@@ -717,7 +719,6 @@ def nbval_differences(cells: list[pytest.Item], executed) -> list[str]:
             continue
         if not item.options["check"]:
             continue
-        item.parent.setup_sanitize_files()  # what nbval's setup does, minus a kernel
         test = coalesce_streams(copy.deepcopy(ran.outputs))
         ref = coalesce_streams(copy.deepcopy(item.cell.outputs))
         if not item.compare_outputs(test, ref):
