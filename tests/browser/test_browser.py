@@ -18,7 +18,8 @@ notebook's tab, shuts its kernel down and checks that neither its DOM nor a
 kernel is left for the next notebook. The suite ends with a table of the
 time each notebook took, phase by phase.
 
-Needs chromium (``apt-get install chromium``) and the ``playwright`` package
+Needs chromium (``apt-get install chromium-headless-shell``, or ``chromium``:
+tests/conftest.py picks one) and the ``playwright`` package
 (``pip install -e '.[test]'``); ``playwright install`` is not needed.  Without
 them the tests skip, except under CI=true, where they fail.
 """
