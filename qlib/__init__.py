@@ -50,7 +50,8 @@ argument checks the three share),
 the sign-magnitude and ones' complement encoders), ``qlib._fixed_rounding``
 (03: exact rounding and overflow), ``qlib._float_codec`` (04, 05: how
 ``FloatFormat.encode`` rounds), ``qlib._llm_gguf`` (10: the model's file,
-its blocks and its tokenizer), ``qlib._llm_calibrated``, ``qlib._llm_gptq``
+its blocks and its tokenizer) and ``qlib._gguf_file`` (10: reading a GGUF
+file), ``qlib._llm_calibrated``, ``qlib._llm_gptq``
 and ``qlib._llm_kvcache`` (10: the calibrated methods, GPTQ, the quantized
 KV cache).
 

@@ -3,7 +3,8 @@
 Kept out of ``qlib/llm.py`` so that the chapter module reads in one sitting;
 learners import these from :mod:`qlib.llm`, which re-exports them.
 
-A GGUF file (the format of llama.cpp) holds key-value metadata and tensors.
+A GGUF file (the format of llama.cpp) holds key-value metadata and tensors
+(:mod:`qlib._gguf_file` reads it).
 The tensors of the course's model are stored in three types:
 
 * ``F32``: plain float32 (the RMSNorm weights);
@@ -34,6 +35,8 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
+
+from qlib._gguf_file import GGUFFile, GGUFTensor, read_gguf
 
 __all__ = [
     "MODEL_FILE",
@@ -190,9 +193,9 @@ def dequantize_q8_0(raw: np.ndarray) -> NDArray[np.float32]:
     return x.reshape(*x.shape[:-2], -1)
 
 
-def _dequantize(tensor) -> NDArray[np.float32]:
-    """A ``gguf`` ReaderTensor as float32, rows first (numpy's order)."""
-    kind = tensor.tensor_type.name
+def _dequantize(tensor: GGUFTensor) -> NDArray[np.float32]:
+    """A tensor of the file as float32, rows first (numpy's order)."""
+    kind = tensor.kind
     if kind == "F32":
         return np.array(tensor.data, dtype=np.float32)
     if kind == "Q4_1":
@@ -204,15 +207,14 @@ def _dequantize(tensor) -> NDArray[np.float32]:
     )
 
 
-def _field(reader, key: str):
+def _field(reader: GGUFFile, key: str):
     """One metadata value of a GGUF file; a clear error when it is absent."""
-    field = reader.fields.get(key)
-    if field is None:
+    if key not in reader.fields:
         raise ValueError(f"the GGUF file has no metadata field {key!r}")
-    return field.contents()
+    return reader.fields[key]
 
 
-def _tokenizer(reader):
+def _tokenizer(reader: GGUFFile):
     """The byte-level BPE tokenizer rebuilt from the vocabulary and merges in
     the GGUF metadata, with ``tokenizers``; nothing is downloaded.
 
@@ -270,13 +272,11 @@ def _path(path: str | Path | None) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def _reader(path: str):
-    import gguf
-
-    return gguf.GGUFReader(path)
+def _reader(path: str) -> GGUFFile:
+    return read_gguf(path)
 
 
-def _config(reader) -> Config:
+def _config(reader: GGUFFile) -> Config:
     arch = _field(reader, "general.architecture")
     if arch != "llama":
         raise ValueError(f"qlib.llm runs the llama architecture; the file has {arch!r}")
@@ -357,7 +357,7 @@ def q4_1_tensor(name: str, path: str | Path | None = None) -> Q4_1Blocks:
     """
     for t in _reader(_path(path)).tensors:
         if t.name == name:
-            if t.tensor_type.name != "Q4_1":
-                raise ValueError(f"tensor {name} is {t.tensor_type.name}, not Q4_1")
+            if t.kind != "Q4_1":
+                raise ValueError(f"tensor {name} is {t.kind}, not Q4_1")
             return q4_1_blocks(t.data)
     raise ValueError(f"the GGUF file has no tensor named {name!r}")

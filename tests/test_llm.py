@@ -85,6 +85,103 @@ def test_the_file_is_found_without_importing_the_package(llm_model):
 # the file: metadata, tensors, dequantization
 
 
+def test_qlibs_reader_reads_what_gguf_reads(reader):
+    """qlib._gguf_file against gguf.GGUFReader: every metadata value, with its
+    Python type, and every tensor's name, type, shape, dtype and bytes."""
+    from qlib._gguf_file import read_gguf
+
+    mine = read_gguf(llm.model_path())
+    theirs = {k: f for k, f in reader.fields.items() if not k.startswith("GGUF.")}
+    assert mine.version == reader.fields["GGUF.version"].contents() == 3
+    assert list(mine.fields) == list(theirs)
+    for key, field in theirs.items():
+        want = field.contents()
+        assert mine.fields[key] == want and type(mine.fields[key]) is type(want), key
+    assert len(mine.tensors) == len(reader.tensors) == 272
+    for got, want in zip(mine.tensors, reader.tensors, strict=True):
+        assert (got.name, got.kind) == (want.name, want.tensor_type.name)
+        assert got.shape == tuple(int(d) for d in reversed(want.shape)), got.name
+        assert got.data.shape == want.data.shape, got.name
+        assert got.data.dtype == want.data.dtype, got.name
+        assert np.array_equal(got.data.view(np.uint8), want.data.view(np.uint8))
+        assert not got.data.flags.writeable
+
+
+def _gguf_bytes(version=3, fields=(), tensors=()) -> bytes:
+    """A small GGUF file written with gguf's own writer (the oracle's layout)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "small.gguf"
+        writer = gguf.GGUFWriter(str(path), "llama")
+        for key, value in fields:
+            writer.add_key_value(key, value, _gguf_type(value))
+        for name, array in tensors:
+            writer.add_tensor(name, array)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        data = path.read_bytes()
+    if version != 3:
+        data = data[:4] + version.to_bytes(4, "little") + data[8:]
+    return data
+
+
+def _gguf_type(value):
+    if isinstance(value, str):
+        return gguf.GGUFValueType.STRING
+    if isinstance(value, list):
+        return gguf.GGUFValueType.ARRAY
+    if isinstance(value, float):
+        return gguf.GGUFValueType.FLOAT64
+    return gguf.GGUFValueType.INT32
+
+
+def test_qlibs_reader_on_a_small_file_written_by_gguf(tmp_path):
+    from qlib._gguf_file import read_gguf
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 8)).astype(np.float32)
+    h = rng.standard_normal(5).astype(np.float16)
+    fields = [
+        ("a.text", "héllo"),
+        ("a.count", -7),
+        ("a.rate", 0.1),
+        ("a.words", ["one", "", "three"]),
+        ("a.numbers", [1, 2, 3]),
+    ]
+    path = tmp_path / "small.gguf"
+    path.write_bytes(_gguf_bytes(fields=fields, tensors=[("w", w), ("h", h)]))
+    got = read_gguf(path)
+    want = gguf.GGUFReader(str(path))
+    for key, value in fields:
+        assert got.fields[key] == value == want.fields[key].contents(), key
+    assert got.fields["general.architecture"] == "llama"
+    assert [t.name for t in got.tensors] == ["w", "h"]
+    assert got.tensors[0].kind == "F32" and np.array_equal(got.tensors[0].data, w)
+    assert got.tensors[1].kind == "F16" and np.array_equal(got.tensors[1].data, h)
+
+
+def test_qlibs_reader_refuses_what_is_not_a_whole_gguf_file(tmp_path):
+    from qlib._gguf_file import read_gguf
+
+    good = _gguf_bytes(fields=[("a.words", ["one", "two"])])
+    weights = np.ones((4, 8), np.float32)
+    with_tensor = _gguf_bytes(tensors=[("w", weights)])
+    cases = {
+        "short.gguf": (with_tensor[:-8], "tensor w runs past the end of the file"),
+        "text.gguf": (b"not a model file at all", "is not a GGUF file"),
+        "v1.gguf": (_gguf_bytes(version=1), "GGUF version 1"),
+        "cut.gguf": (good[: len(good) // 2], "ends early"),
+    }
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=message) as err:
+            read_gguf(tmp_path / name)
+        assert name in str(err.value)
+
+
 def test_architecture_read_from_the_metadata(llm_model):
     c = llm_model.config
     assert (c.n_layers, c.d_model, c.n_heads, c.n_kv_heads) == (30, 576, 9, 3)
