@@ -34,7 +34,7 @@ from collections.abc import Iterable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .linear import _integer, dequantize_linear, linear_qparams, quantize_linear
+from .linear import _integer, linear_qparams
 from .quantnet import Calibrator, minmax
 
 __all__ = [
@@ -163,9 +163,23 @@ def percentile(
 
 
 def _quant_mse(a: np.ndarray, lo: float, hi: float, bits: int, symmetric: bool):
+    """:func:`clipping_mse` without its checks, in place: the searches call it
+    about 80 times on the same sample.
+
+    The arithmetic is ``quantize_linear`` then ``dequantize_linear`` (signed
+    codes, a float64 scale), with the integer round trip left out:
+    ``(saturate(r + Z) - Z) * S`` is ``clip(r, lo - Z, hi - Z) * S`` exactly,
+    as the codes are integers in float64.  The same bits, 2.3x faster
+    (tests/test_calibrate.py compares the two)."""
     scale, zero = linear_qparams(np.array([lo, hi]), bits, symmetric=symmetric)
-    q = quantize_linear(np.clip(a, lo, hi), scale, zero, bits=bits)
-    return float(np.mean(np.square(a - dequantize_linear(q, scale, zero))))
+    s, z, top = float(scale), int(zero), 2 ** (bits - 1)
+    r = np.divide(np.clip(a, lo, hi), s, dtype=np.float64)  # x / S, as ONNX
+    np.rint(r, out=r)  # half to even
+    np.clip(r, -top - z, top - 1 - z, out=r)
+    r *= s
+    np.subtract(a, r, out=r)
+    np.square(r, out=r)
+    return float(np.mean(r))
 
 
 def clipping_mse(
@@ -204,7 +218,7 @@ def mse_threshold(
     quantizations); the best one wins, ties to the smaller.  ``max|x| = 0``
     gives 0.  With ``symmetric=False`` the threshold is the one for the
     asymmetric quantization of that range (for one-sided data, ``[0, t]``
-    on all ``2**bits`` codes).  About 0.5-0.8 s for 1e6 samples.
+    on all ``2**bits`` codes).  About 0.4 s for 1e6 samples.
 
     For Laplace(0, b), symmetric: 2.00b, 3.49b, 4.82b at 2, 3, 4 bits, this
     quantizer's exact optimum (``2**bits - 1`` levels).  ACIQ's 2.83b,

@@ -44,7 +44,7 @@ from qlib.calibrate import (
     mse_threshold,
     percentile,
 )
-from qlib.linear import linear_qparams
+from qlib.linear import dequantize_linear, linear_qparams, quantize_linear
 from qlib.nn import MLP, Dense, ReLU, preprocess, relu
 
 ACIQ = {2: 2.83, 3: 3.89, 4: 5.03}  # Banner et al. 2019, Laplace, clip / b
@@ -202,6 +202,38 @@ def test_clipping_mse_against_hand_quantizer():
             assert clipping_mse(x, -t, t, bits) == pytest.approx(by_hand, rel=1e-12)
     # [-1, .2, .4, 3] at 2 bits, levels {-1, 0, 1}: errors 0, .04, .16, 4
     assert clipping_mse([-1.0, 0.2, 0.4, 3.0], -1.0, 1.0, 2) == pytest.approx(1.05)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clipping_mse_is_the_onnx_round_trip_bit_for_bit(dtype):
+    """The searches' in-place error against quantize_linear then
+    dequantize_linear (ONNX's QuantizeLinear/DequantizeLinear, tested against
+    the ONNX reference in tests/test_linear.py): equal as floats, not close,
+    on two-sided data, on ReLU-like data that is mostly exact zeros, at the
+    data's ends and inside them, symmetric and asymmetric, 2 to 16 bits.  The
+    calibrators work on the sample widened to float64 (float32 widens
+    exactly), so the round trip is taken in float64 too."""
+    rng = np.random.default_rng(11)
+    samples = [
+        rng.laplace(0, 1, 4000).astype(dtype),
+        np.maximum(rng.normal(-0.5, 1, 6000), 0).astype(dtype),
+        rng.uniform(-1, 3, 3000).astype(dtype),
+    ]
+    for x in samples:
+        top = float(np.abs(x).max())
+        for bits in (2, 3, 4, 5, 8, 16):
+            for symmetric in (True, False):
+                for t in (top, top / 2, top / 7, *rng.uniform(0.01, 1, 3) * top):
+                    lo, hi = max(float(x.min()), -t), min(float(x.max()), t)
+                    scale, zero = linear_qparams(
+                        np.array([lo, hi]), bits, symmetric=symmetric
+                    )
+                    wide = x.astype(np.float64)
+                    q = quantize_linear(np.clip(wide, lo, hi), scale, zero, bits=bits)
+                    back = dequantize_linear(q, scale, zero)
+                    want = float(np.mean((wide - back) ** 2))
+                    got = clipping_mse(x, lo, hi, bits, symmetric=symmetric)
+                    assert got == want, (x.dtype, bits, symmetric, t)
 
 
 @pytest.mark.parametrize("bits", [3, 4, 6])
