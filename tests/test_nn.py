@@ -209,6 +209,27 @@ def test_adam_follows_kingma_and_ba():
         np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_is_the_formula_bit_for_bit(dtype):
+    """Adam's in-place step is the formula written out, to the bit (float32
+    rounds at every operation, so a reordering would show), with weight
+    decay, over gradients spanning 8 decades."""
+    rng = np.random.default_rng(3)
+    lr, b1, b2, eps, wd = 0.03, 0.9, 0.999, 1e-8, 1e-3
+    p = rng.standard_normal(500).astype(dtype)
+    opt = optim.Adam(lr, betas=(b1, b2), eps=eps, weight_decay=wd)
+    q, m, v = p.copy(), np.zeros_like(p), np.zeros_like(p)
+    for t in range(1, 201):
+        g = (rng.standard_normal(p.shape) * 10 ** rng.uniform(-6, 2)).astype(dtype)
+        opt.step([p], [g])
+        g = g + wd * q
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        q = q - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        np.testing.assert_array_equal(p, q)
+    assert p.dtype == dtype
+
+
 def test_optimizer_updates_in_place_and_keeps_float32():
     model = nn.lenet_300_100()
     W = model.dense[0].W
