@@ -108,6 +108,23 @@ def _expand(p: np.ndarray, ndim: int, axis: int | None, block_size: int | None):
     return p.reshape([-1 if d == axis else 1 for d in range(ndim)])
 
 
+def _broadcasting(
+    a: np.ndarray, params: list[np.ndarray], axis: int | None, block_size: int | None
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``a`` and its per-tensor, per-axis or per-block ``params`` (each of the
+    scale's shape) shaped to broadcast, without copying: blocks split ``a``'s
+    axis into (blocks, block_size) and give each parameter a unit axis after
+    its own, rather than repeating it to ``a``'s size as :func:`_expand` does
+    (the same elementwise operations; for a large tensor several times faster)."""
+    if block_size is None:
+        return a, [_expand(p, a.ndim, axis, None) for p in params]
+    assert axis is not None
+    split = (*a.shape[:axis], a.shape[axis] // block_size, block_size)
+    return a.reshape(*split, *a.shape[axis + 1 :]), [
+        np.expand_dims(p, axis + 1) for p in params
+    ]
+
+
 def _zero_point(
     zero_point: ArrayLike, s_shape, lo: int, hi: int, name: str = "zero_point"
 ) -> np.ndarray:
@@ -168,11 +185,18 @@ def quantize_linear(
     a = _real(x)
     s = _scale(scale)
     axis = _layout(s.shape, a.shape, axis, block_size)
-    z = _expand(_zero_point(zero_point, s.shape, lo, hi), a.ndim, axis, block_size)
+    z = _zero_point(zero_point, s.shape, lo, hi)
+    shaped, (s, z) = _broadcasting(a, [s, z], axis, block_size)
     with np.errstate(over="ignore"):  # overflow to inf saturates below
-        r = np.rint(a / _expand(s, a.ndim, axis, block_size)).astype(np.float64)
-    # saturate(r + Z) = clip(r, lo - Z, hi - Z) + Z, exact in float64
-    return (np.clip(r, lo - z, hi - z) + z).astype(dtype)
+        r = np.asarray(np.rint(shaped / s))  # 0-d stays an array, for out=
+    # saturate(r + Z) = clip(r, lo - Z, hi - Z) + Z on integers, exact in
+    # float64, and in float32 up to 16 bits (every value then within 2**17)
+    if not (r.dtype == np.float64 or (r.dtype == np.float32 and bits <= 16)):
+        r = r.astype(np.float64)
+    z = z.astype(r.dtype)
+    np.clip(r, lo - z, hi - z, out=r)
+    r += z
+    return r.astype(dtype).reshape(a.shape)[()]  # [()]: a scalar stays one
 
 
 def dequantize_linear(
@@ -208,10 +232,13 @@ def dequantize_linear(
         )
     s = _scale(scale)
     axis = _layout(s.shape, c.shape, axis, block_size)
-    z = _expand(_zero_point(zero_point, s.shape, lo, hi), c.ndim, axis, block_size)
+    z = _zero_point(zero_point, s.shape, lo, hi)
+    shaped, (s_b, z) = _broadcasting(c, [s, z], axis, block_size)
     work = np.result_type(np.float32, s.dtype)
-    r = (c.astype(work) - z.astype(work)) * _expand(s, c.ndim, axis, block_size)
-    return r.astype(s.dtype)
+    r = shaped.astype(work)
+    r -= z.astype(work)
+    r *= s_b
+    return r.astype(s.dtype, copy=False).reshape(c.shape)[()]
 
 
 def linear_qparams(
