@@ -134,7 +134,7 @@ def ternarize(
         )
     if (d < 0).any() or not np.isfinite(d).all():
         raise ValueError("delta must be finite and >= 0")
-    kept = np.abs(a) > _expand(d, a.ndim, axis, None)
+    kept = np.abs(a) > _expand(d, a.ndim, axis)
     count = kept.sum(axis=over)
     total = np.where(kept, np.abs(a), 0).sum(axis=over)
     alpha = np.where(count > 0, total / np.maximum(count, 1), 0).astype(a.dtype)

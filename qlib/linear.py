@@ -99,10 +99,9 @@ def _layout(s_shape, x_shape, axis, block_size, name: str = "scale") -> int | No
     return axis
 
 
-def _expand(p: np.ndarray, ndim: int, axis: int | None, block_size: int | None):
-    """``p`` (a scale or zero point) made to broadcast against x."""
-    if block_size is not None:
-        return np.repeat(p, block_size, axis=axis)
+def _expand(p: np.ndarray, ndim: int, axis: int | None):
+    """``p`` (a per-tensor or per-axis scale or zero point) made to broadcast
+    against an ``ndim``-dimensional x (blocks: :func:`_broadcasting`)."""
     if p.size == 1:
         return p.reshape(())
     return p.reshape([-1 if d == axis else 1 for d in range(ndim)])
@@ -114,10 +113,10 @@ def _broadcasting(
     """``a`` and its per-tensor, per-axis or per-block ``params`` (each of the
     scale's shape) shaped to broadcast, without copying: blocks split ``a``'s
     axis into (blocks, block_size) and give each parameter a unit axis after
-    its own, rather than repeating it to ``a``'s size as :func:`_expand` does
-    (the same elementwise operations; for a large tensor several times faster)."""
+    its own, rather than being repeated to ``a``'s size (the same elementwise
+    operations; for a large tensor several times faster)."""
     if block_size is None:
-        return a, [_expand(p, a.ndim, axis, None) for p in params]
+        return a, [_expand(p, a.ndim, axis) for p in params]
     assert axis is not None
     split = (*a.shape[:axis], a.shape[axis] // block_size, block_size)
     return a.reshape(*split, *a.shape[axis + 1 :]), [

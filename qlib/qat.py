@@ -176,7 +176,7 @@ def lsq_backward(
     q_n, q_p = _q_range(bits, signed)
     q = quantize_linear(x, s, bits=bits, signed=signed, axis=axis)
     ax = None if axis is None else axis % x.ndim
-    u = x / _expand(s, x.ndim, ax, None)
+    u = x / _expand(s, x.ndim, ax)
     inside = (u > -q_n) & (u < q_p)
     dv_hat_ds = q - np.where(inside, u, 0)  # outside, q is -Q_N or Q_P itself
     over = None if ax is None else tuple(d for d in range(x.ndim) if d != ax)

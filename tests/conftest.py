@@ -116,13 +116,8 @@ CHROMIUMS = ("chromium-headless-shell", "chromium")
 
 def chromium() -> str | None:
     """Debian's chromium-headless-shell or chromium, from /usr/bin or PATH."""
-    for name in CHROMIUMS:
-        if Path(f"/usr/bin/{name}").is_file():
-            return f"/usr/bin/{name}"
-    for name in CHROMIUMS:
-        if found := shutil.which(name):
-            return found
-    return None
+    search = os.pathsep.join(["/usr/bin", os.environ.get("PATH", "")])
+    return next(filter(None, (shutil.which(n, path=search) for n in CHROMIUMS)), None)
 
 
 def browser_missing() -> list[str]:
