@@ -156,7 +156,10 @@ class _SharedStep:
     into each ``W`` in place: the indices never change."""
 
     def __init__(self, optimizer, codebooks, indices, biases: bool) -> None:
-        self.optimizer, self.codebooks, self.indices = optimizer, codebooks, indices
+        self.optimizer, self.codebooks = optimizer, codebooks
+        # as NumPy's own index type: bincount and take would otherwise convert
+        # the uint8 indices (266,200 of them in LeNet-300-100) on every step
+        self.indices = [np.asarray(i, dtype=np.intp) for i in indices]
         self.biases = biases
 
     def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:

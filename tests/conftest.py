@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,20 @@ def llm_model():
         return llm.load_model()
     except FileNotFoundError as err:
         pytest.fail(str(err), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _close_widgets():
+    """After each test, every ipywidget closed.  ipywidgets keeps each widget
+    it makes in a registry for the front end, and with a control the explorer
+    it calls back and that explorer's figure: test_widgets.py alone left a
+    process with hundreds of explorers, which every full garbage collection
+    walked, and which took 4.6 s to free when the process ended.  A closed
+    widget still works in Python (a module's shared explorer keeps
+    answering); it is only out of the registry."""
+    yield
+    if (ipywidgets := sys.modules.get("ipywidgets")) is not None:
+        ipywidgets.Widget.close_all()
 
 
 # --------------------------------------------------------------------------
@@ -195,20 +210,60 @@ def nbval_cells() -> dict[str, list[pytest.Item]]:
 BROWSER_UNITS = {"08": 0, "09": 0, "01": 0, "05": 0, "02": 0,
                  "06": 1, "10": 1, "07": 1, "03": 1, "04": 1, "00": 1}  # fmt: skip
 
+# The two batches of the adversarial corpus (the repository's, and the /tmp
+# copy's) in one unit: one after the other, never four grading kernels at once
+# against their 3-second limits.
+GRADER_UNIT = "tests/test_grader*.py"
+GRADER_FILES = ("tests/test_grader.py", "tests/test_grader_anywhere.py")
+
+# The longest units start first, longest first, so that a run ends on small
+# files on both processes rather than on one long file while the other
+# process waits (it did: the /tmp corpus alone for the last 12 s).  Seconds in
+# a fresh-clone CI run; every other unit follows in pytest-xdist's order.
+FIRST_UNITS = (
+    "tests/browser/test_browser.py[unit 0]",  # 110
+    "tests/browser/test_browser.py[unit 1]",  # 110
+    GRADER_UNIT,  # 58
+    "tests/test_widgets.py",  # 43
+    "tests/test_fixedpoint.py",  # 20
+    "tests/test_gradescope.py",  # 18
+    "tests/test_static_render.py",  # 16
+    "tests/test_llmquant.py",  # 14
+    "tests/test_llm.py",  # 13
+    "tests/test_claims_06.py",  # 12
+    "tests/test_claims_10.py",  # 11
+)
+
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadfile``, each file whole on one process, except the
-    browser suite's notebooks, which make the two units of BROWSER_UNITS.
-    The suite is the run's longest file (three minutes): whole, it would set
-    the run's length alone."""
+    browser suite's notebooks, which make the two units of BROWSER_UNITS
+    (the suite is the run's longest file, three minutes: whole, it would set
+    the run's length alone), and the two grader files, one unit; the units
+    of FIRST_UNITS are handed out first, in that order."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
 
     class Scheduling(LoadFileScheduling):
+        ordered = False
+
+        def _assign_work_unit(self, node) -> None:
+            if not self.ordered:  # the first assignment: the queue is complete
+                self.ordered = True
+                rank = {unit: n for n, unit in enumerate(FIRST_UNITS)}
+                queue = sorted(
+                    self.workqueue.items(), key=lambda u: rank.get(u[0], len(rank))
+                )
+                self.workqueue.clear()
+                self.workqueue.update(queue)
+            super()._assign_work_unit(node)
+
         def _split_scope(self, nodeid: str) -> str:
             scope = super()._split_scope(nodeid)
+            if scope in GRADER_FILES:
+                return GRADER_UNIT
             if scope == "tests/browser/test_browser.py" and f"::{BROWSER_TEST}[" in (
                 nodeid
             ):

@@ -976,6 +976,10 @@ def test_the_suite_splits_in_two_halves_and_every_other_file_stays_whole(
     for nodeid, unit in [
         ("tests/browser/test_browser.py::test_the_stored_outputs_pass_nbvals_checks",
          "tests/browser/test_browser.py"),
+        ("tests/test_grader.py::test_outcome[wrong]", "tests/test_grader*.py"),
+        ("tests/test_grader_anywhere.py::test_grader_suite_from_tmp",
+         "tests/test_grader*.py"),
+        ("tests/test_gradescope.py::test_zip_layout", "tests/test_gradescope.py"),
         ("notebooks/06_kmeans_quantization.ipynb::Cell 3",
          "notebooks/06_kmeans_quantization.ipynb"),
         ("tests/test_mixed.py::test_divergence_is_kl_of_the_softmax_outputs[1]",
@@ -983,3 +987,36 @@ def test_the_suite_splits_in_two_halves_and_every_other_file_stays_whole(
         ("qlib/mixed.py::qlib.mixed.divergence", "qlib/mixed.py"),
     ]:  # fmt: skip
         assert scheduling._split_scope(nodeid) == unit
+
+
+def test_the_longest_units_are_handed_out_first(request):
+    """The scheduler deals conftest.FIRST_UNITS first, in their order, then
+    every other unit in the order pytest-xdist queued it."""
+    from collections import OrderedDict
+
+    import conftest
+
+    make = request.config.pluginmanager.hook.pytest_xdist_make_scheduler
+    option = request.config.option
+    saved = {name: getattr(option, name, None) for name in ("dist", "tx")}
+    option.dist, option.tx = "loadfile", ["2*popen"]
+    try:
+        scheduling = make(config=request.config, log=None)
+    finally:
+        for name, value in saved.items():
+            setattr(option, name, value)
+
+    class Node:  # what the scheduler needs of a worker
+        def send_runtest_some(self, indexes):
+            pass
+
+    others = ["tests/test_mixed.py", "qlib/mixed.py", "notebooks/00_start_here.ipynb"]
+    queued = [*others[:2], *reversed(conftest.FIRST_UNITS), others[2]]
+    scheduling.workqueue = OrderedDict((unit, {}) for unit in queued)
+    node = Node()
+    scheduling.registered_collections = {node: []}
+    handed = []
+    while scheduling.workqueue:
+        scheduling._assign_work_unit(node)
+        handed.append(list(scheduling.assigned_work[node])[-1])
+    assert handed == [*conftest.FIRST_UNITS, *others]
