@@ -85,6 +85,21 @@ def _close_widgets():
         ipywidgets.Widget.close_all()
 
 
+@pytest.fixture(scope="session")
+def llm_table() -> dict:
+    """Chapter 10's committed measurements, entry name -> its record
+    (``qlib.llmquant.load_results()["entries"]``)."""
+    from qlib import llmquant
+
+    return llmquant.load_results()["entries"]
+
+
+@pytest.fixture(scope="session")
+def ppl(llm_table):
+    """An entry's committed perplexity: ``ppl("rtn-w4-g128-sym")``."""
+    return lambda name: llm_table[name]["perplexity"]
+
+
 # --------------------------------------------------------------------------
 # tables printed after the run (the browser suite's timings)
 

@@ -26,47 +26,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import llm_window
 
 
-@pytest.fixture(scope="module")
-def table():
-    return lq.load_results()["entries"]
-
-
-def ppl(table, name: str) -> float:
-    return table[name]["perplexity"]
-
-
-def test_asymmetric_groups_beat_symmetric_ones_everywhere(table):
+def test_asymmetric_groups_beat_symmetric_ones_everywhere(llm_table, ppl):
     """At every width and group size asymmetric is better, by a factor that
     grows as the bits shrink: int4 1.08-1.32, int3 1.64-3.55 (g128: 405.3
     against 114.2 for 0.025 bits more)."""
     for bits, least in ((4, 1.05), (3, 1.5)):
         for g in (32, 64, 128):
             sym, asym = (
-                ppl(table, f"rtn-w{bits}-g{g}-sym"),
-                ppl(table, f"rtn-w{bits}-g{g}-asym"),
+                ppl(f"rtn-w{bits}-g{g}-sym"),
+                ppl(f"rtn-w{bits}-g{g}-asym"),
             )
             assert sym > least * asym, (bits, g)
     extra = (
-        table["rtn-w3-g128-asym"]["bits_per_weight"]
-        - table["rtn-w3-g128-sym"]["bits_per_weight"]
+        llm_table["rtn-w3-g128-asym"]["bits_per_weight"]
+        - llm_table["rtn-w3-g128-sym"]["bits_per_weight"]
     )
     assert extra == pytest.approx(0.0254, abs=1e-4)
 
 
-def test_smaller_groups_help_and_per_channel_is_worst(table):
+def test_smaller_groups_help_and_per_channel_is_worst(ppl):
     """Asymmetric: g32 < g64 < g128 < per channel at 4 bits (31.99, 34.16,
     35.43, 45.19) and 3 bits (62.28, 66.23, 114.24, 732.9)."""
     for bits in (4, 3):
-        p = [ppl(table, f"rtn-w{bits}-g{g}-asym") for g in (32, 64, 128)]
-        p.append(ppl(table, f"rtn-w{bits}-channel-asym"))
+        p = [ppl(f"rtn-w{bits}-g{g}-asym") for g in (32, 64, 128)]
+        p.append(ppl(f"rtn-w{bits}-channel-asym"))
         assert p == sorted(p) and p[3] > 1.25 * p[2], bits
 
 
-def test_requantized_q4_1_shape_costs_six_points(table):
+def test_requantized_q4_1_shape_costs_six_points(ppl):
     """4-bit asymmetric g32 on the shipped weights: the same scales and
     codes (tests/test_llm.py), an integer zero point instead of Q4_1's
     float minimum; perplexity 31.99 against 26.05 (+5.94)."""
-    assert ppl(table, "rtn-w4-g32-asym") - ppl(table, "float") > 5
+    assert ppl("rtn-w4-g32-asym") - ppl("float") > 5
 
 
 def linear_weights(model) -> tuple[int, int]:
@@ -93,7 +84,7 @@ def test_decoding_reads_the_weights_once_per_token(llm_model):
     assert 50e9 / q4_1 == pytest.approx(518.5, abs=0.5)
 
 
-def test_a_long_kv_cache_outgrows_the_4_bit_weights(llm_model, table):
+def test_a_long_kv_cache_outgrows_the_4_bit_weights(llm_model, llm_table):
     """fp16 keys and values: 2 x 2 bytes x 3 heads x 64 x 30 layers = 23,040
     bytes per token, 188.7 MB at the context of 8,192 tokens: twice the
     Q4_1 weights (96.4 MB); int4 keeps 27.9 % of it."""
@@ -102,7 +93,7 @@ def test_a_long_kv_cache_outgrows_the_4_bit_weights(llm_model, table):
     assert fp16 == lq.kv_bytes_per_token(c) == 23_040
     n_linear, n_embedding = linear_weights(llm_model)
     assert fp16 * c.context_length > 1.9 * (5 * n_linear + 8.5 * n_embedding) / 8
-    int4 = table["kv-int4"]["kv_bytes_per_token"] / fp16
+    int4 = llm_table["kv-int4"]["kv_bytes_per_token"] / fp16
     assert int4 == pytest.approx(0.279, abs=0.001)
 
 
@@ -139,17 +130,17 @@ def test_layer_11_activation_errors(layer11):
     assert big.sum() == 22 and 0.2 < token < 0.4 and split < 0.1 * token
 
 
-def test_outlier_channels_of_the_evaluation_text(llm_model, table):
+def test_outlier_channels_of_the_evaluation_text(llm_model, llm_table):
     """The largest input channel of every layer (the table's outliers entry,
     on the evaluation text): layer 11's ffn_down the largest of all, more
     than 1000 times its median channel."""
-    rows = table["outliers"]["layers"]
+    rows = llm_table["outliers"]["layers"]
     top = max(rows, key=lambda r: r["max"])
     assert (top["layer"], top["input_of"]) == (11, "ffn_down")
     assert top["max"] > 1000 * top["median"]
 
 
-def test_awq_and_gptq_on_layer_11_and_elsewhere(table):
+def test_awq_and_gptq_on_layer_11_and_elsewhere(llm_table, ppl):
     """3 bits g128, the committed searches (rerun for layer 11 by
     tests/test_llmquant.py).  Layer 11's ffn_down: AWQ's exponent at the end
     of the grid, 0.95, its output MSE 0.501 against rounding to nearest's
@@ -157,28 +148,30 @@ def test_awq_and_gptq_on_layer_11_and_elsewhere(table):
     its error is below AWQ's in 118 of the 120 searched groups (median
     0.26x rounding to nearest, AWQ's 0.78x), yet its perplexity is worse
     (91.25 against 68.17): the one layer with the giant outlier decides."""
-    awq = {(r["layer"], r["group"]): r for r in table["awq-w3-g128"]["layers"]}
-    gptq = {(r["layer"], r["group"]): r for r in table["gptq-w3-g128"]["layers"]}
+    awq = {(r["layer"], r["group"]): r for r in llm_table["awq-w3-g128"]["layers"]}
+    gptq = {(r["layer"], r["group"]): r for r in llm_table["gptq-w3-g128"]["layers"]}
     a, g = awq[11, "ffn_down"], gptq[11, "ffn_down"]
     assert a["ratio"] == 0.95
     assert a["mse"] < 0.02 * a["rtn_mse"] and g["mse"] > 20 * a["mse"]
     wins = sum(gptq[k]["mse"] < awq[k]["mse"] for k in awq)
     assert len(awq) == 120 and wins >= 110
-    assert ppl(table, "gptq-w3-g128") > 1.2 * ppl(table, "awq-w3-g128")
+    assert ppl("gptq-w3-g128") > 1.2 * ppl("awq-w3-g128")
 
 
-def test_the_two_searches_awq_wins_decide_the_sum(table):
+def test_the_two_searches_awq_wins_decide_the_sum(llm_table):
     """The only searches where AWQ's output error is not above GPTQ's are the
     inputs of ffn_down at layers 11 and 28, the two largest outliers of the
     evaluation text (3034 and about 2300); summed over all 120 searches
     AWQ's errors are the smaller (30.9 against 46.2), as its perplexity is."""
-    awq = {(r["layer"], r["group"]): r["mse"] for r in table["awq-w3-g128"]["layers"]}
-    gptq = {(r["layer"], r["group"]): r["mse"] for r in table["gptq-w3-g128"]["layers"]}
+    awq, gptq = (
+        {(r["layer"], r["group"]): r["mse"] for r in llm_table[name]["layers"]}
+        for name in ("awq-w3-g128", "gptq-w3-g128")
+    )
     assert sorted(k for k in awq if awq[k] <= gptq[k]) == [
         (11, "ffn_down"),
         (28, "ffn_down"),
     ]
-    rows = sorted(table["outliers"]["layers"], key=lambda r: -r["max"])[:2]
+    rows = sorted(llm_table["outliers"]["layers"], key=lambda r: -r["max"])[:2]
     assert sorted((r["layer"], r["input_of"]) for r in rows) == [
         (11, "ffn_down"),
         (28, "ffn_down"),

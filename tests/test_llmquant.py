@@ -36,15 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(10)
 
 
-@pytest.fixture(scope="module")
-def table():
-    return lq.load_results()["entries"]
-
-
-def ppl(table, name: str) -> float:
-    return table[name]["perplexity"]
-
-
 # --------------------------------------------------------------------------
 # weights: storage counted by hand
 
@@ -411,7 +402,7 @@ def test_script_reproduces_two_committed_entries(tmp_path, llm_model):
     assert fresh["entries"] == want
 
 
-def test_per_token_beats_per_tensor_int8_activations(llm_model, eval_ids, table):
+def test_per_token_beats_per_tensor_int8_activations(llm_model, eval_ids, ppl):
     """W8A8 with per-channel int8 weights, measured again here: committed
     (one BLAS thread) per tensor 53.71, per token 26.70, weights alone 26.29,
     float 26.05: per-token scales take 98.5 % of the per-tensor loss away.
@@ -424,20 +415,20 @@ def test_per_token_beats_per_tensor_int8_activations(llm_model, eval_ids, table)
     got = {}
     for act in ("tensor", "token"):
         got[act] = llm.perplexity(w8, eval_ids, linear=lq.w8a8_linear(act))
-        assert got[act] == pytest.approx(ppl(table, f"w8a8-{act}"), rel=0.05)
+        assert got[act] == pytest.approx(ppl(f"w8a8-{act}"), rel=0.05)
     assert got["token"] < 0.55 * got["tensor"]
-    assert ppl(table, "w8a8-token") < 0.55 * ppl(table, "w8a8-tensor")
-    assert ppl(table, "w8a8-token") - ppl(table, "w8-channel") < 0.5
+    assert ppl("w8a8-token") < 0.55 * ppl("w8a8-tensor")
+    assert ppl("w8a8-token") - ppl("w8-channel") < 0.5
 
 
-def recovered(table, name: str) -> float:
+def recovered(ppl, name: str) -> float:
     """The share of per-tensor int8's loss (against int8 weights alone) a
     method takes away."""
-    loss = ppl(table, "w8a8-tensor") - ppl(table, "w8-channel")
-    return (ppl(table, "w8a8-tensor") - ppl(table, name)) / loss
+    loss = ppl("w8a8-tensor") - ppl("w8-channel")
+    return (ppl("w8a8-tensor") - ppl(name)) / loss
 
 
-def test_llm_int8_and_smoothquant_recover_most_of_the_per_tensor_loss(table):
+def test_llm_int8_and_smoothquant_recover_most_of_the_per_tensor_loss(ppl):
     """From the committed table (per tensor 53.71, int8 weights alone
     26.29): LLM.int8 26.60 (98.9 % recovered); SmoothQuant at the paper's
     default alpha = 0.5, 32.35 (77.9 %), and at its best alpha here, 0.75,
@@ -445,86 +436,84 @@ def test_llm_int8_and_smoothquant_recover_most_of_the_per_tensor_loss(table):
     is far worse than no smoothing (465.3), alpha = 1 (all moved into the
     weights) worse than 0.75 (35.58).  Per-tensor weights too: 37.06
     against 56.12."""
-    assert recovered(table, "llm-int8") > 0.95
-    assert recovered(table, "smoothquant-a0.5") > 0.7
-    assert recovered(table, "smoothquant-a0.75") > 0.9
-    sweep = [ppl(table, f"smoothquant-a{a}") for a in (0, 0.25, 0.5, 0.75, 1)]
-    assert int(np.argmin(sweep)) == 3 and sweep[0] > ppl(table, "w8a8-tensor")
+    assert recovered(ppl, "llm-int8") > 0.95
+    assert recovered(ppl, "smoothquant-a0.5") > 0.7
+    assert recovered(ppl, "smoothquant-a0.75") > 0.9
+    sweep = [ppl(f"smoothquant-a{a}") for a in (0, 0.25, 0.5, 0.75, 1)]
+    assert int(np.argmin(sweep)) == 3 and sweep[0] > ppl("w8a8-tensor")
     # with per-tensor weights too (SmoothQuant's own W8A8 setting)
-    assert ppl(table, "smoothquant-a0.5-wtensor") < ppl(table, "w8a8-tensor-wtensor")
+    assert ppl("smoothquant-a0.5-wtensor") < ppl("w8a8-tensor-wtensor")
 
 
-def test_perplexity_grows_as_bits_shrink(table):
+def test_perplexity_grows_as_bits_shrink(ppl):
     """Round to nearest, every group size, symmetric and asymmetric: 4 bits
     < 3 bits < 2 bits, and int8 below all of them."""
     for g in (32, 64, 128):
         for kind in ("sym", "asym"):
-            p = [ppl(table, f"rtn-w{b}-g{g}-{kind}") for b in (4, 3, 2)]
-            assert ppl(table, "w8-channel") < p[0] < p[1] < p[2], (g, kind)
+            p = [ppl(f"rtn-w{b}-g{g}-{kind}") for b in (4, 3, 2)]
+            assert ppl("w8-channel") < p[0] < p[1] < p[2], (g, kind)
 
 
 @pytest.mark.parametrize("method", ["awq", "gptq"])
-def test_awq_and_gptq_beat_round_to_nearest(table, method):
+def test_awq_and_gptq_beat_round_to_nearest(method, ppl):
     """Asymmetric groups of 128, calibrated on 22 windows of 64 tokens
     (committed): at 3 bits RTN 114.24, AWQ 68.17, GPTQ 91.25; at 4 bits RTN
     35.43, AWQ 31.82, GPTQ 34.15 (float 26.05).  GPTQ per channel too: 3
     bits 709.7 against 732.9, 4 bits 38.20 against 45.19."""
     for bits in (3, 4):
-        rtn = ppl(table, f"rtn-w{bits}-g128-asym")
-        assert ppl(table, f"{method}-w{bits}-g128") < {3: 0.9, 4: 0.97}[bits] * rtn
+        rtn = ppl(f"rtn-w{bits}-g128-asym")
+        assert ppl(f"{method}-w{bits}-g128") < {3: 0.9, 4: 0.97}[bits] * rtn
     for bits in (3, 4):
-        assert ppl(table, f"gptq-w{bits}-channel") < ppl(
-            table, f"rtn-w{bits}-channel-asym"
-        )
-    assert ppl(table, "awq-w3-g128") < ppl(table, "gptq-w3-g128")
+        assert ppl(f"gptq-w{bits}-channel") < ppl(f"rtn-w{bits}-channel-asym")
+    assert ppl("awq-w3-g128") < ppl("gptq-w3-g128")
 
 
-def test_gptq_needs_more_than_one_first_token(table):
+def test_gptq_needs_more_than_one_first_token(llm_table, ppl):
     """Calibrated on the same 1359 tokens as one window (a single first
     token, the attention sink), GPTQ at 3 bits g128 is far worse than
     rounding to nearest (298.2 against 114.2); AWQ, which only chooses one
     exponent per layer, is not hurt (60.98; 68.17 on the windows)."""
-    assert ppl(table, "gptq-w3-g128-one-window") > 2 * ppl(table, "rtn-w3-g128-asym")
-    assert ppl(table, "awq-w3-g128-one-window") < 0.6 * ppl(table, "rtn-w3-g128-asym")
+    assert ppl("gptq-w3-g128-one-window") > 2 * ppl("rtn-w3-g128-asym")
+    assert ppl("awq-w3-g128-one-window") < 0.6 * ppl("rtn-w3-g128-asym")
     for name in ("gptq-w3-g128-one-window", "gptq-w3-g128"):
-        assert table[name]["calibration"] in (
+        assert llm_table[name]["calibration"] in (
             "one window of 1359 tokens",
             "22 windows of 64 tokens",
         )
 
 
-def test_formats_next_to_int_at_equal_bits(table):
+def test_formats_next_to_int_at_equal_bits(llm_table, ppl):
     """Chapter 05's formats: NVFP4 (4.5 bits a weight, 4.5001 with its
     tensor scales) 31.62 beats int4 sym
     g32 (4.5) 34.50; MXFP4 (4.25) 40.79 ties int4 sym g64 (4.25) 40.83, and
     both lose to int4 asym g32 (4.625) 31.99; FP8 E4M3 per tensor 26.53
     beats int8 per tensor 28.20 and nearly matches int8 per channel 26.29."""
-    assert table["rtn-w4-g32-sym"]["bits_per_weight"] == 4.5
-    assert table["nvfp4"]["bits_per_weight"] == 4.5001  # + an FP32 scale a tensor
+    assert llm_table["rtn-w4-g32-sym"]["bits_per_weight"] == 4.5
+    assert llm_table["nvfp4"]["bits_per_weight"] == 4.5001  # + an FP32 scale a tensor
     assert (
-        table["mxfp4"]["bits_per_weight"]
-        == table["rtn-w4-g64-sym"]["bits_per_weight"]
+        llm_table["mxfp4"]["bits_per_weight"]
+        == llm_table["rtn-w4-g64-sym"]["bits_per_weight"]
         == 4.25
     )
-    assert ppl(table, "nvfp4") < 0.95 * ppl(table, "rtn-w4-g32-sym")
-    assert abs(ppl(table, "mxfp4") / ppl(table, "rtn-w4-g64-sym") - 1) < 0.01
-    assert ppl(table, "fp8-e4m3-tensor") < ppl(table, "w8-tensor")
-    assert ppl(table, "fp8-e4m3-tensor") - ppl(table, "w8-channel") < 0.5
+    assert ppl("nvfp4") < 0.95 * ppl("rtn-w4-g32-sym")
+    assert abs(ppl("mxfp4") / ppl("rtn-w4-g64-sym") - 1) < 0.01
+    assert ppl("fp8-e4m3-tensor") < ppl("w8-tensor")
+    assert ppl("fp8-e4m3-tensor") - ppl("w8-channel") < 0.5
 
 
-def test_kv_cache_in_int8_and_int4(table):
+def test_kv_cache_in_int8_and_int4(llm_table, ppl):
     """int8 keys and values: 26.078 against 26.053 (+0.1 %), 12,330 bytes
     per token against fp16's 23,040; int4: 26.54 (+1.9 %), 6,435 bytes."""
-    base = ppl(table, "float")
-    assert ppl(table, "kv-int8") / base - 1 < 0.002
-    assert ppl(table, "kv-int4") / base - 1 < 0.03
+    base = ppl("float")
+    assert ppl("kv-int8") / base - 1 < 0.002
+    assert ppl("kv-int4") / base - 1 < 0.03
     assert (
-        table["kv-int4"]["kv_bytes_per_token"]
-        < 0.3 * table["kv-int4"]["fp16_bytes_per_token"]
+        llm_table["kv-int4"]["kv_bytes_per_token"]
+        < 0.3 * llm_table["kv-int4"]["fp16_bytes_per_token"]
     )
 
 
-def test_one_layer_search_rerun_matches_the_committed_one(llm_model, table):
+def test_one_layer_search_rerun_matches_the_committed_one(llm_model, llm_table):
     """Layer 11's ffn_down, whose input has the largest outlier channel:
     its inputs on the calibration windows recorded again, AWQ's search and GPTQ
     at 3 bits g128 rerun; the committed ratio, and errors within 1e-3."""
@@ -534,7 +523,7 @@ def test_one_layer_search_rerun_matches_the_committed_one(llm_model, table):
     w = llm_model.layers[11]["ffn_down"]
     awq_row = next(
         r
-        for r in table["awq-w3-g128"]["layers"]
+        for r in llm_table["awq-w3-g128"]["layers"]
         if r["layer"] == 11 and r["group"] == "ffn_down"
     )
     r = lq.awq_search(x, w, 3, 128)
@@ -543,7 +532,7 @@ def test_one_layer_search_rerun_matches_the_committed_one(llm_model, table):
     assert r.error == pytest.approx(awq_row["mse"], rel=1e-3)
     gptq_row = next(
         r
-        for r in table["gptq-w3-g128"]["layers"]
+        for r in llm_table["gptq-w3-g128"]["layers"]
         if r["layer"] == 11 and r["group"] == "ffn_down"
     )
     q = lq.gptq_quantize(w, lq.hessian(x), 3, 128)
