@@ -19,7 +19,10 @@
   nbval runs the notebook as usual.
 * Under pytest-xdist (``make test``), a scheduler that keeps each file whole
   on one process, as ``--dist loadfile`` does, but deals the browser suite's
-  notebooks to both processes in two halves.
+  notebooks to both processes in two halves, keeps the two grader files in
+  one unit, and hands out the longest units first.
+* Every ipywidget closed after each test (the registry would keep every
+  explorer a process ever made alive).
 """
 
 from __future__ import annotations
