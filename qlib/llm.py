@@ -426,10 +426,21 @@ def token_log_probs(
     ids = _token_ids(token_ids, model.config.vocab_size)
     if ids.size < 2:
         raise ValueError("token_ids must hold at least two tokens")
-    logits = forward(model, ids[:-1], linear=linear).astype(np.float64)
-    top = logits.max(axis=-1)
-    lse = top + np.log(np.exp(logits - top[:, None]).sum(axis=-1))
-    return logits[np.arange(ids.size - 1), ids[1:]] - lse
+    logits = forward(model, ids[:-1], linear=linear)
+    out = np.empty(len(logits))
+    # log-sum-exp in float64 a few rows at a time: the same arithmetic as on
+    # the whole (T, 49152) array, without its 144 MB float64 copies, which
+    # cost more than the forward pass's last matrix product
+    for start in range(0, len(logits), 8):
+        rows = slice(start, start + 8)
+        block = logits[rows].astype(np.float64)
+        top = block.max(axis=-1)
+        block -= top[:, None]
+        np.exp(block, out=block)
+        lse = top + np.log(block.sum(axis=-1))
+        picked = logits[np.arange(len(logits))[rows], ids[1:][rows]]
+        out[rows] = picked - lse
+    return out
 
 
 def perplexity(
