@@ -9,9 +9,10 @@ skips) and prints, per run:
 * the wall time and the margin ``360 s / wall``;
 * the CPU-seconds the whole machine spent meanwhile (from ``/proc/stat``:
   the suite, its kernels, JupyterLab, chromium, and anything else running),
-  and the idle seconds of the two cores.  The CPU-seconds move less from run
-  to run than the wall time does, and tell whether a change saved work or
-  only moved it.
+  and the idle seconds of the two cores.  The CPU-seconds tell whether a
+  change saved work or only moved it.  Both numbers drift with the
+  machine's speed (the same commit: 340 s and 656 CPU-s in one hour, 277 s
+  and 529 CPU-s in another), so compare commits in runs back to back.
 
 Usage: ``.venv/bin/python benchmarks/bench_suite.py [--repeat N] [pytest
 args...]`` from the repository (about 5 minutes per run).  Linux only.
