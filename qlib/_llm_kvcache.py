@@ -17,7 +17,6 @@ from numpy.typing import ArrayLike
 
 from . import llm
 from .linear import _integer
-from .nn import log_softmax
 from .ptq import quantize_weight, weight_bits
 
 __all__ = ["QuantizedKVCache", "cache_perplexity", "kv_bytes_per_token"]
@@ -129,6 +128,7 @@ def cache_perplexity(
     ids = np.asarray(token_ids)
     if ids.ndim != 1 or ids.size < 2:
         raise ValueError("token_ids must hold at least two tokens")
-    logits = llm.forward(model, ids[:-1], cache, linear=linear).astype(np.float64)
-    log_p = log_softmax(logits)[np.arange(ids.size - 1), ids[1:]]
+    log_p = llm._picked_log_probs(
+        llm.forward(model, ids[:-1], cache, linear=linear), ids[1:]
+    )
     return float(np.exp(-log_p.mean()))

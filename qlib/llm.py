@@ -52,6 +52,7 @@ from ._llm_gguf import (
     q4_1_blocks,
     q4_1_tensor,
 )
+from .nn import log_softmax
 
 __all__ = [
     "LINEAR_LAYERS",
@@ -426,20 +427,20 @@ def token_log_probs(
     ids = _token_ids(token_ids, model.config.vocab_size)
     if ids.size < 2:
         raise ValueError("token_ids must hold at least two tokens")
-    logits = forward(model, ids[:-1], linear=linear)
+    return _picked_log_probs(forward(model, ids[:-1], linear=linear), ids[1:])
+
+
+def _picked_log_probs(logits: np.ndarray, picked: np.ndarray) -> NDArray[np.float64]:
+    """``log_softmax(logits[t])[picked[t]]`` for each row t, in float64
+    (:func:`qlib.nn.log_softmax`).  Eight rows at a time: the same values
+    as on the whole (T, vocab) array, without its float64 copies (144 MB
+    each for the evaluation text), which cost more than the forward pass's
+    last matrix product."""
     out = np.empty(len(logits))
-    # log-sum-exp in float64 a few rows at a time: the same arithmetic as on
-    # the whole (T, 49152) array, without its 144 MB float64 copies, which
-    # cost more than the forward pass's last matrix product
     for start in range(0, len(logits), 8):
         rows = slice(start, start + 8)
-        block = logits[rows].astype(np.float64)
-        top = block.max(axis=-1)
-        block -= top[:, None]
-        np.exp(block, out=block)
-        lse = top + np.log(block.sum(axis=-1))
-        picked = logits[np.arange(len(logits))[rows], ids[1:][rows]]
-        out[rows] = picked - lse
+        block = log_softmax(logits[rows].astype(np.float64))
+        out[rows] = block[np.arange(len(block)), picked[rows]]
     return out
 
 

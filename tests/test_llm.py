@@ -29,7 +29,7 @@ import pytest
 from gguf.quants import dequantize as gguf_dequantize
 from gguf.quants import quantize as gguf_quantize
 
-from qlib import llm
+from qlib import llm, nn
 from qlib.linear import dequantize_linear, linear_qparams, quantize_linear
 
 FIXTURE = Path(__file__).parent / "fixtures" / "llm_evaluation_tokens.json"
@@ -537,14 +537,12 @@ def test_perplexity_of_the_evaluation_text(llm_model, eval_ids):
 def test_token_log_probs_is_the_whole_array_log_softmax_bit_for_bit(
     llm_model, eval_ids, n
 ):
-    """token_log_probs works a few rows at a time; the log-softmax of the
+    """token_log_probs works a few rows at a time; qlib.nn.log_softmax of the
     whole float64 array, at once, must give the same bits (n tokens: 1, 8
     and 44 predicted, one block, a block and a row, five blocks and four)."""
     ids = eval_ids[:n]
     logits = llm.forward(llm_model, ids[:-1]).astype(np.float64)
-    top = logits.max(axis=-1)
-    lse = top + np.log(np.exp(logits - top[:, None]).sum(axis=-1))
-    want = logits[np.arange(n - 1), ids[1:]] - lse
+    want = nn.log_softmax(logits)[np.arange(n - 1), ids[1:]]
     got = llm.token_log_probs(llm_model, ids)
     assert got.dtype == np.float64 and np.array_equal(got, want)
 

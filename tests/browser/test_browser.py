@@ -945,6 +945,19 @@ def test_a_missing_output_an_error_and_another_cell_are_reported(items_02):
     ]
 
 
+def make_scheduling(request):
+    """tests/conftest.py's pytest-xdist scheduler, as ``make test`` gets it."""
+    make = request.config.pluginmanager.hook.pytest_xdist_make_scheduler
+    option = request.config.option
+    saved = {name: getattr(option, name, None) for name in ("dist", "tx")}
+    option.dist, option.tx = "loadfile", ["2*popen"]  # as make test runs it
+    try:
+        return make(config=request.config, log=None)
+    finally:
+        for name, value in saved.items():
+            setattr(option, name, value)
+
+
 def test_the_suite_splits_in_two_halves_and_every_other_file_stays_whole(
     request,
 ):
@@ -953,15 +966,7 @@ def test_the_suite_splits_in_two_halves_and_every_other_file_stays_whole(
     the unit of its file, as --dist loadfile has it."""
     from xdist.scheduler import LoadFileScheduling
 
-    make = request.config.pluginmanager.hook.pytest_xdist_make_scheduler
-    option = request.config.option
-    saved = {name: getattr(option, name, None) for name in ("dist", "tx")}
-    option.dist, option.tx = "loadfile", ["2*popen"]  # as make test runs it
-    try:
-        scheduling = make(config=request.config, log=None)
-    finally:
-        for name, value in saved.items():
-            setattr(option, name, value)
+    scheduling = make_scheduling(request)
     assert isinstance(scheduling, LoadFileScheduling)
     ids = [
         f"tests/browser/test_browser.py::test_notebook_runs_and_its_widgets_answer"
@@ -996,15 +1001,7 @@ def test_the_longest_units_are_handed_out_first(request):
 
     import conftest
 
-    make = request.config.pluginmanager.hook.pytest_xdist_make_scheduler
-    option = request.config.option
-    saved = {name: getattr(option, name, None) for name in ("dist", "tx")}
-    option.dist, option.tx = "loadfile", ["2*popen"]
-    try:
-        scheduling = make(config=request.config, log=None)
-    finally:
-        for name, value in saved.items():
-            setattr(option, name, value)
+    scheduling = make_scheduling(request)
 
     class Node:  # what the scheduler needs of a worker
         def send_runtest_some(self, indexes):
