@@ -795,7 +795,9 @@ def run_in_browser(
         # the stored outputs go, so everything checked below is live
         menu(page, "Edit", "Clear Outputs of All Cells")
         menu(page, "Run", "Run All Cells")
-        page.wait_for_function(RUN_FINISHED, arg=code, timeout=120_000)
+        # seconds of computing: looked at every 100 ms, not on every animation
+        # frame (which kept chromium drawing frames all along the run)
+        page.wait_for_function(RUN_FINISHED, arg=code, timeout=120_000, polling=100)
         page.wait_for_function(KERNEL_SAYS, arg=idle, timeout=60_000)
         phase("run")
 
