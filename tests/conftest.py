@@ -228,11 +228,16 @@ def nbval_cells() -> dict[str, list[pytest.Item]]:
 BROWSER_UNITS = {"08": 0, "09": 0, "01": 0, "05": 0, "02": 0,
                  "06": 1, "10": 1, "07": 1, "03": 1, "04": 1, "00": 1}  # fmt: skip
 
-# The two batches of the adversarial corpus (the repository's, and the /tmp
-# copy's) in one unit: one after the other, never four grading kernels at once
-# against their 3-second limits.
+# The grader's files in one unit: the two batches of the adversarial corpus
+# (the repository's, and the /tmp copy's) and the CPU hog one after the other,
+# never four grading kernels at once against their 3-second limits, and never
+# one file's kernels among the leftovers another file looks for.
 GRADER_UNIT = "tests/test_grader*.py"
-GRADER_FILES = ("tests/test_grader.py", "tests/test_grader_anywhere.py")
+GRADER_FILES = (
+    "tests/test_grader.py",
+    "tests/test_grader_anywhere.py",
+    "tests/test_grader_cpu.py",
+)
 
 # The longest units start first, longest first, so that a run ends on small
 # files on both processes rather than on one long file while the other

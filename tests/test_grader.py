@@ -102,9 +102,9 @@ def marked_processes() -> list[str]:
 def grader_leftovers() -> set[str]:
     """Cgroups and scratch folders the grader makes for each kernel."""
     found = {str(p) for p in Path("/tmp").glob("qlib-grade-cwd-*")}
-    pids = Path("/sys/fs/cgroup/pids")
-    if pids.is_dir():
-        found |= {str(p) for p in pids.glob("qlib-grade-*")}
+    for controller in ("pids", "memory", "cpu"):
+        folder = Path("/sys/fs/cgroup", controller)
+        found |= {str(p) for p in folder.glob("qlib-grade-*")}
     return found
 
 

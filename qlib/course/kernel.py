@@ -92,6 +92,10 @@ class _Kernel:
                 _Cgroup("pids", {"pids.max": limits.processes}),
                 _Cgroup("memory", {"memory.limit_in_bytes": limits.memory_mb << 20}),
             ]
+        if sandbox.cgroup and sandbox.cpu:
+            period = 100_000  # microseconds: one CPU's worth in every period
+            cap = {"cpu.cfs_period_us": period, "cpu.cfs_quota_us": period}
+            self.cgroups.append(_Cgroup("cpu", cap))
         command = [
             sys.executable,
             "-m",

@@ -41,6 +41,7 @@ class Sandbox:
     hide: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()  # folders the kernel reads even under /tmp
     pythonpath: tuple[str, ...] = ()  # where the kernel finds qlib and the rest
+    cpu: bool = False  # a cpu cgroup per kernel: at most one CPU, whatever it forks
 
     def describe(self) -> str:
         parts = [
@@ -52,7 +53,10 @@ class Sandbox:
             parts.append("root without capabilities, read-only file system")
         else:
             parts.append("the grader's own user")
-        parts.append("pids and memory cgroups" if self.cgroup else "no cgroups")
+        if self.cgroup and self.cpu:
+            parts.append("pids, memory and cpu cgroups (one CPU per kernel)")
+        else:
+            parts.append("pids and memory cgroups" if self.cgroup else "no cgroups")
         return ", ".join(parts)
 
 
@@ -80,14 +84,21 @@ def detect_sandbox(user: str | None) -> Sandbox:
         pwd.getpwnam(user)  # KeyError for an unknown user
         if not root:
             raise ValueError("--sandbox-user needs the grader to run as root")
-    cgroup = root and all(
-        os.access(Path("/sys/fs/cgroup") / c, os.W_OK) for c in ("pids", "memory")
+    cgroups = Path("/sys/fs/cgroup")
+    cgroup = root and all(os.access(cgroups / c, os.W_OK) for c in ("pids", "memory"))
+    cpu = (
+        cgroup
+        and os.access(cgroups / "cpu", os.W_OK)
+        and (cgroups / "cpu" / "cpu.cfs_quota_us").is_file()
     )
-    return Sandbox(namespaces, user, cgroup)
+    return Sandbox(namespaces, user, cgroup, cpu=cpu)
 
 
 class _Cgroup:
-    """A cgroup (v1) per kernel: a process cap (pids) or a memory cap (memory).
+    """A cgroup (v1) per kernel: a process cap (pids), a memory cap (memory) or
+    a CPU cap (cpu: however many processes a submission runs, and however they
+    leave their session, together they get one CPU's time, so that parallel
+    kernels stay on time).
 
     The kernel joins it itself, before it runs anything submitted, so all its
     descendants are inside; at the end every process in it is killed.
@@ -206,4 +217,5 @@ def prepare_sandbox(
         tuple(hide),
         tuple(str(p) for p in keep),
         tuple(pythonpath),
+        cpu=found.cpu,
     )

@@ -986,6 +986,8 @@ def test_the_suite_splits_in_two_halves_and_every_other_file_stays_whole(
         ("tests/test_grader.py::test_outcome[wrong]", "tests/test_grader*.py"),
         ("tests/test_grader_anywhere.py::test_grader_suite_from_tmp",
          "tests/test_grader*.py"),
+        ("tests/test_grader_cpu.py::test_a_cpu_hog_leaves_its_neighbour_on_time",
+         "tests/test_grader*.py"),
         ("tests/test_gradescope.py::test_zip_layout", "tests/test_gradescope.py"),
         ("notebooks/06_kmeans_quantization.ipynb::Cell 3",
          "notebooks/06_kmeans_quantization.ipynb"),
