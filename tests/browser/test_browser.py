@@ -105,6 +105,15 @@ CLOSE_ALL_TABS = """() => {
         widget.dispose();
     }
 }"""
+# what a wait reads from an element: its text, an attribute ("@name"), or the
+# text of the first element inside it that matches a selector (a widget that
+# rewrites its HTML replaces the elements inside, not the widget's own)
+READ = """(el, what) => what === "text" ? el.textContent
+    : what.startsWith("@") ? el.getAttribute(what.slice(1))
+    : el.querySelector(what)?.textContent ?? null"""
+READ_DIFFERS = f"([el, what, old]) => ({READ})(el, what) !== old"
+READ_EQUALS = f"([el, what, want]) => ({READ})(el, what) === want"
+WAIT_MS = 20_000  # how long a wait or an expect() waits (the browser fixture)
 SHA256_OF_IMG = """async (img) => {
     const data = await (await fetch(img.src)).arrayBuffer();
     const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
@@ -362,7 +371,7 @@ def browser(chromium_path, tmp_path_factory, timings):
     from playwright.sync_api import expect, sync_playwright
 
     start = time.perf_counter()
-    expect.set_options(timeout=20_000)
+    expect.set_options(timeout=WAIT_MS)
     profile = tmp_path_factory.mktemp("chromium-profile")
     playwright = sync_playwright().start()
     try:
@@ -564,109 +573,166 @@ def menu(page, top: str, item: str) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=exact).click()
 
 
-def move_slider(view, index: int, where: str) -> None:
-    """Move slider ``index`` one step and back: the image changes, then returns."""
-    from playwright.sync_api import expect
+def wait_until(page, test: str, el, what: str, value, message: str) -> None:
+    """Wait until ``test`` (READ_DIFFERS or READ_EQUALS) holds for what ``el``
+    shows, checked on every animation frame; else fail with ``message``."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    slider = view.locator(".widget-slider").nth(index)
-    handle = slider.locator(".noUi-handle")
-    readout = slider.locator(".widget-readout")
-    img = view.locator("img.widget-image")
-    where = f"{where}, slider {slider.locator('.widget-label').inner_text()!r}"
+    try:
+        page.wait_for_function(test, arg=[el, what, value], timeout=WAIT_MS)
+    except PlaywrightTimeout:
+        raise AssertionError(
+            f"{message} (after {WAIT_MS / 1000:.0f} s: {read(el, what)!r})"
+        ) from None
+
+
+def read(el, what: str):
+    return el.evaluate(f"(el, what) => ({READ})(el, what)", what)
+
+
+def move_slider(page, view, index: int, where: str) -> None:
+    """Move slider ``index`` one step and back: the image changes, then returns."""
+    slider = view.query_selector_all(".widget-slider")[index]
+    handle = slider.query_selector(".noUi-handle")
+    readout = slider.query_selector(".widget-readout")
+    img = view.query_selector("img.widget-image")
+    where = f"{where}, slider {slider.query_selector('.widget-label').inner_text()!r}"
     value = float(handle.get_attribute("aria-valuenow"))
     at_max = value == float(handle.get_attribute("aria-valuemax"))
     there, back = ("ArrowLeft", "ArrowRight") if at_max else ("ArrowRight", "ArrowLeft")
-    first = readout.inner_text()
+    first = read(readout, "text")
     shown = [img.evaluate(SHA256_OF_IMG)]  # the PNG bytes behind the blob: URL
     for key in (there, back):
-        src, text = img.get_attribute("src"), readout.inner_text()
+        src, text = img.get_attribute("src"), read(readout, "text")
         handle.press(key)  # focuses the handle; the key moves it one step
-        expect(readout, f"{where}: {key} did not move it").not_to_have_text(text)
-        expect(
-            img, f"{where} after {key}: the image never changed"
-        ).not_to_have_attribute("src", src)
+        wait_until(
+            page, READ_DIFFERS, readout, "text", text, f"{where}: {key} did not move it"
+        )
+        wait_until(
+            page,
+            READ_DIFFERS,
+            img,
+            "@src",
+            src,
+            f"{where} after {key}: the image never changed",
+        )
         shown.append(img.evaluate(SHA256_OF_IMG))
-    expect(readout, f"{where}: did not come back").to_have_text(first)
+    wait_until(page, READ_EQUALS, readout, "text", first, f"{where}: did not come back")
     assert shown[1] != shown[0], f"{where}: moved from {first}, same picture"
     assert shown[2] == shown[0], f"{where}: back to {first}, a different picture"
 
 
-def there_and_back(view, where: str, first, other, set_to) -> None:
+def there_and_back(page, view, where: str, first, other, set_to) -> None:
     """``set_to(other)``, then ``set_to(first)``: the image changes, then returns."""
-    from playwright.sync_api import expect
-
-    img = view.locator("img.widget-image")
+    img = view.query_selector("img.widget-image")
     shown = [img.evaluate(SHA256_OF_IMG)]  # the PNG bytes behind the blob: URL
     for value in (other, first):
         src = img.get_attribute("src")
         set_to(value)
-        expect(img, f"{where}: setting {value!r} left the image").not_to_have_attribute(
-            "src", src
+        wait_until(
+            page,
+            READ_DIFFERS,
+            img,
+            "@src",
+            src,
+            f"{where}: setting {value!r} left the image",
         )
         shown.append(img.evaluate(SHA256_OF_IMG))
     assert shown[1] != shown[0], f"{where}: {first!r} -> {other!r}, same picture"
     assert shown[2] == shown[0], f"{where}: back to {first!r}, a different picture"
 
 
-def pick_option(view, index: int, where: str) -> None:
+def pick_option(page, view, index: int, where: str) -> None:
     """Pick another entry of dropdown ``index`` and back: the image follows."""
-    select = view.locator(".widget-dropdown select").nth(index)
-    first = select.input_value()
-    other = next(o for o in select.locator("option").all_inner_texts() if o != first)
-    there_and_back(view, where, first, other, lambda o: select.select_option(label=o))
+    select = view.query_selector_all(".widget-dropdown select")[index]
+    first = select.evaluate("(s) => s.options[s.selectedIndex].label")
+    labels = select.evaluate("(s) => Array.from(s.options, (o) => o.label)")
+    other = next(o for o in labels if o != first)
+    there_and_back(
+        page, view, where, first, other, lambda o: select.select_option(label=o)
+    )
 
 
-def toggle_checkbox(view, index: int, where: str) -> None:
+def toggle_checkbox(page, view, index: int, where: str) -> None:
     """Tick (or untick) checkbox ``index`` and back: the image follows."""
-    checkbox = view.locator(".widget-checkbox").nth(index)
-    box = checkbox.locator("input[type=checkbox]")
+    checkbox = view.query_selector_all(".widget-checkbox")[index]
+    box = checkbox.query_selector("input[type=checkbox]")
     first = box.is_checked()
     where = f"{where}, checkbox {checkbox.inner_text()!r}"
-    there_and_back(view, where, first, not first, box.set_checked)
+    there_and_back(page, view, where, first, not first, box.set_checked)
 
 
-def flip_bit(view, where: str) -> None:
+def flip_bit(page, view, where: str) -> None:
     """Click the first toggle button twice: the table changes, then comes back."""
-    from playwright.sync_api import expect
+    first = view.query_selector(".widget-toggle-button")
+    table = view.query_selector(".widget-html")
 
-    buttons = view.locator(".widget-toggle-button")
-    first = buttons.first
-    table = view.locator(".widget-html")
-    pattern = table.locator("code")  # "code <code>10000001</code> = 0x81 ..."
-    before, bit = table.text_content(), first.inner_text()
-    before_pattern = pattern.inner_text()
+    def spelled() -> str:  # the bits the buttons spell
+        return view.eval_on_selector_all(
+            ".widget-toggle-button", "(bs) => bs.map((b) => b.textContent).join('')"
+        )
+
+    # "code <code>10000001</code> = 0x81 ...": the table is rewritten whole
+    before, bit, before_pattern = (
+        read(table, "text"),
+        read(first, "text"),
+        read(table, "code"),
+    )
     assert bit in ("0", "1"), f"{where}: toggle button label {bit!r}"
-    assert pattern.inner_text() == "".join(buttons.all_inner_texts()), where
+    assert before_pattern == spelled(), where
     first.click()
     flipped = "1" if bit == "0" else "0"
-    expect(first, f"{where}: the button stayed {bit}").to_have_text(flipped)
-    expect(table, f"{where}: the table did not change").not_to_have_text(before)
+    wait_until(
+        page, READ_EQUALS, first, "text", flipped, f"{where}: the button stayed {bit}"
+    )
+    wait_until(
+        page, READ_DIFFERS, table, "text", before, f"{where}: the table did not change"
+    )
     # the table decodes the code the buttons spell
-    expect(pattern, where).to_have_text("".join(buttons.all_inner_texts()))
+    wait_until(page, READ_EQUALS, table, "code", spelled(), where)
     first.click()
-    expect(first, f"{where}: the button stayed {flipped}").to_have_text(bit)
+    wait_until(
+        page,
+        READ_EQUALS,
+        first,
+        "text",
+        bit,
+        f"{where}: the button stayed {flipped}",
+    )
     # the code comes back (a float explorer also rewrites its value box, so
     # its table then shows the stored value rather than the typed one)
-    expect(pattern, f"{where}: the bits did not come back").to_have_text(before_pattern)
+    wait_until(
+        page,
+        READ_EQUALS,
+        table,
+        "code",
+        before_pattern,
+        f"{where}: the bits did not come back",
+    )
 
 
-def check_explorer(view, kind: str, where: str) -> None:
-    """The live view has the explorer's parts, and they answer."""
+def check_explorer(page, view, kind: str, where: str) -> None:
+    """The live view has the explorer's parts, and they answer.
+
+    Past the first checks the parts are element handles, found once inside
+    the view: a locator is looked up again from the document's root at every
+    use, which cost chromium 15 ms a time in notebook 01's page."""
     from playwright.sync_api import expect
 
     expect(view.locator(".widget-slider"), where).to_have_count(sliders(kind))
     if explorer_parts(kind)[0] == "table":
         expect(view.locator(".widget-toggle-button").first, where).to_be_visible()
         expect(view.locator(".widget-html table"), where).to_have_count(1)
-        flip_bit(view, where)
+        flip_bit(page, view.element_handle(), where)
     else:
         expect(view.locator("img.widget-image"), where).to_have_count(1)
+        box = view.element_handle()
         for i in range(sliders(kind)):
-            move_slider(view, i, where)
-        for i in range(view.locator(".widget-dropdown select").count()):
-            pick_option(view, i, where)
-        for i in range(view.locator(".widget-checkbox").count()):
-            toggle_checkbox(view, i, where)  # QFormatExplorer's "signed"
+            move_slider(page, box, i, where)
+        for i in range(len(box.query_selector_all(".widget-dropdown select"))):
+            pick_option(page, box, i, where)
+        for i in range(len(box.query_selector_all(".widget-checkbox"))):
+            toggle_checkbox(page, box, i, where)  # QFormatExplorer's "signed"
 
 
 def screenshot(page, path: Path) -> str:
@@ -833,7 +899,7 @@ def run_in_browser(
         for i, kinds in explorers.items():
             views = cells.nth(i).locator(".jp-OutputArea-output > .jupyter-widgets")
             for j, kind in enumerate(kinds):
-                check_explorer(views.nth(j), kind, f"{name} cell {i} ({kind})")
+                check_explorer(page, views.nth(j), kind, f"{name} cell {i} ({kind})")
 
         assert not lab_page.errors, f"{name}: JavaScript errors: {lab_page.errors}"
         phase("widgets")
