@@ -8,6 +8,8 @@ second time from /tmp: fair shares do not depend on where the course lives.
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import grader_corpus as corpus
 from test_grader import LIMITS, grader_leftovers, require_sandbox
@@ -61,3 +63,20 @@ def test_a_cpu_hog_leaves_its_neighbour_on_time(tmp_path):
     got = {r.submission: (r.status, r.score) for r in results}
     assert got == {"hog": ("timeout", 20), "honest": ("ok", 20)}, got
     assert grader_leftovers() == before  # the hog's cgroups went, so did it
+
+
+def test_no_cpu_cap_where_the_parent_has_less_than_one_cpu():
+    """In a cgroup held to half a CPU (a container so limited), the kernel
+    refuses a child quota of one CPU: the grader then runs its kernels
+    without the cap instead of failing at the first kernel, and leaves
+    nothing behind; at the top of the hierarchy the cap can be made."""
+    require_sandbox()
+    top = Path("/sys/fs/cgroup/cpu")
+    assert sandbox.can_cap_cpu(top)
+    half = Path(tempfile.mkdtemp(prefix="qlib-grade-test-", dir=top))
+    try:
+        (half / "cpu.cfs_quota_us").write_text("50000")  # of a 100 ms period
+        assert not sandbox.can_cap_cpu(half)
+        assert not [p for p in half.iterdir() if p.is_dir()]  # no child left
+    finally:
+        half.rmdir()

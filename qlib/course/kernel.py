@@ -23,7 +23,7 @@ from typing import Any
 
 from . import wire
 from .reference import Limits
-from .sandbox import Sandbox, _Cgroup, _descendants
+from .sandbox import ONE_CPU, Sandbox, _Cgroup, _descendants
 
 __all__ = ["kernel_command", "run_attempt"]
 
@@ -93,9 +93,7 @@ class _Kernel:
                 _Cgroup("memory", {"memory.limit_in_bytes": limits.memory_mb << 20}),
             ]
         if sandbox.cgroup and sandbox.cpu:
-            period = 100_000  # microseconds: one CPU's worth in every period
-            cap = {"cpu.cfs_period_us": period, "cpu.cfs_quota_us": period}
-            self.cgroups.append(_Cgroup("cpu", cap))
+            self.cgroups.append(_Cgroup("cpu", ONE_CPU))
         command = [
             sys.executable,
             "-m",

@@ -23,7 +23,9 @@ from pathlib import Path
 from .reference import COURSE_ROOT
 
 __all__ = [
+    "ONE_CPU",
     "Sandbox",
+    "can_cap_cpu",
     "detect_sandbox",
     "folders_to_hide",
     "prepare_sandbox",
@@ -86,12 +88,26 @@ def detect_sandbox(user: str | None) -> Sandbox:
             raise ValueError("--sandbox-user needs the grader to run as root")
     cgroups = Path("/sys/fs/cgroup")
     cgroup = root and all(os.access(cgroups / c, os.W_OK) for c in ("pids", "memory"))
-    cpu = (
-        cgroup
-        and os.access(cgroups / "cpu", os.W_OK)
-        and (cgroups / "cpu" / "cpu.cfs_quota_us").is_file()
-    )
+    cpu = cgroup and can_cap_cpu(cgroups / "cpu")
     return Sandbox(namespaces, user, cgroup, cpu=cpu)
+
+
+# a cpu cgroup's settings (v1): one CPU's worth of time in every 100 ms
+ONE_CPU = {"cpu.cfs_period_us": 100_000, "cpu.cfs_quota_us": 100_000}
+
+
+def can_cap_cpu(parent: Path) -> bool:
+    """Whether a cgroup holding its processes to :data:`ONE_CPU` can be made
+    in ``parent`` (a cpu controller's folder): tried once, then removed.  A
+    parent with less than one CPU itself (a container limited to half a CPU)
+    refuses the quota, and the kernels then go without."""
+    if not (os.access(parent, os.W_OK) and (parent / "cpu.cfs_quota_us").is_file()):
+        return False
+    try:
+        _Cgroup("cpu", ONE_CPU, parent=parent).kill_all()  # empty: just removed
+    except OSError:
+        return False
+    return True
 
 
 class _Cgroup:
@@ -104,11 +120,17 @@ class _Cgroup:
     descendants are inside; at the end every process in it is killed.
     """
 
-    def __init__(self, controller: str, settings: dict[str, int]) -> None:
-        root = Path("/sys/fs/cgroup") / controller
+    def __init__(
+        self, controller: str, settings: dict[str, int], parent: Path | None = None
+    ) -> None:
+        root = parent or Path("/sys/fs/cgroup") / controller
         self.path = Path(tempfile.mkdtemp(prefix="qlib-grade-", dir=root))
-        for name, value in settings.items():
-            (self.path / name).write_text(str(value))
+        try:
+            for name, value in settings.items():
+                (self.path / name).write_text(str(value))
+        except OSError:
+            self.path.rmdir()  # nothing half made is left behind
+            raise
 
     def kill_all(self) -> None:
         for _ in range(400):
