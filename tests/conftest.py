@@ -19,8 +19,8 @@
   nbval runs the notebook as usual.
 * Under pytest-xdist (``make test``), a scheduler that keeps each file whole
   on one process, as ``--dist loadfile`` does, but deals the browser suite's
-  notebooks to both processes in two halves, keeps the two grader files in
-  one unit, and hands out the longest units first.
+  notebooks to both processes in two halves, keeps the grader's files in one
+  unit, and hands out the longest units first.
 * Every ipywidget closed after each test (the registry would keep every
   explorer a process ever made alive).
 """
@@ -263,8 +263,8 @@ def pytest_xdist_make_scheduler(config, log):
     """``--dist loadfile``, each file whole on one process, except the
     browser suite's notebooks, which make the two units of BROWSER_UNITS
     (the suite is the run's longest file, three minutes: whole, it would set
-    the run's length alone), and the two grader files, one unit; the units
-    of FIRST_UNITS are handed out first, in that order."""
+    the run's length alone), and the grader's files (GRADER_FILES), one
+    unit; the units of FIRST_UNITS are handed out first, in that order."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling

@@ -92,7 +92,7 @@ class _Kernel:
                 _Cgroup("pids", {"pids.max": limits.processes}),
                 _Cgroup("memory", {"memory.limit_in_bytes": limits.memory_mb << 20}),
             ]
-        if sandbox.cgroup and sandbox.cpu:
+        if sandbox.cpu:
             self.cgroups.append(_Cgroup("cpu", ONE_CPU))
         command = [
             sys.executable,

@@ -43,7 +43,8 @@ class Sandbox:
     hide: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()  # folders the kernel reads even under /tmp
     pythonpath: tuple[str, ...] = ()  # where the kernel finds qlib and the rest
-    cpu: bool = False  # a cpu cgroup per kernel: at most one CPU, whatever it forks
+    # with cgroup: a cpu cgroup per kernel too, at most one CPU whatever it forks
+    cpu: bool = False
 
     def describe(self) -> str:
         parts = [
@@ -55,7 +56,7 @@ class Sandbox:
             parts.append("root without capabilities, read-only file system")
         else:
             parts.append("the grader's own user")
-        if self.cgroup and self.cpu:
+        if self.cpu:
             parts.append("pids, memory and cpu cgroups (one CPU per kernel)")
         else:
             parts.append("pids and memory cgroups" if self.cgroup else "no cgroups")

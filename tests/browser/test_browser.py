@@ -587,7 +587,15 @@ def wait_until(page, test: str, el, what: str, value, message: str) -> None:
 
 
 def read(el, what: str):
+    """What ``el`` shows, as READ reads it for the waits."""
     return el.evaluate(f"(el, what) => ({READ})(el, what)", what)
+
+
+def new_picture(page, img, src: str, message: str) -> str:
+    """Wait until the image's ``src`` is no longer ``src``; the SHA-256 of
+    the PNG bytes behind the new blob: URL."""
+    wait_until(page, READ_DIFFERS, img, "@src", src, message)
+    return img.evaluate(SHA256_OF_IMG)
 
 
 def move_slider(page, view, index: int, where: str) -> None:
@@ -608,15 +616,8 @@ def move_slider(page, view, index: int, where: str) -> None:
         wait_until(
             page, READ_DIFFERS, readout, "text", text, f"{where}: {key} did not move it"
         )
-        wait_until(
-            page,
-            READ_DIFFERS,
-            img,
-            "@src",
-            src,
-            f"{where} after {key}: the image never changed",
-        )
-        shown.append(img.evaluate(SHA256_OF_IMG))
+        message = f"{where} after {key}: the image never changed"
+        shown.append(new_picture(page, img, src, message))
     wait_until(page, READ_EQUALS, readout, "text", first, f"{where}: did not come back")
     assert shown[1] != shown[0], f"{where}: moved from {first}, same picture"
     assert shown[2] == shown[0], f"{where}: back to {first}, a different picture"
@@ -629,15 +630,8 @@ def there_and_back(page, view, where: str, first, other, set_to) -> None:
     for value in (other, first):
         src = img.get_attribute("src")
         set_to(value)
-        wait_until(
-            page,
-            READ_DIFFERS,
-            img,
-            "@src",
-            src,
-            f"{where}: setting {value!r} left the image",
-        )
-        shown.append(img.evaluate(SHA256_OF_IMG))
+        message = f"{where}: setting {value!r} left the image"
+        shown.append(new_picture(page, img, src, message))
     assert shown[1] != shown[0], f"{where}: {first!r} -> {other!r}, same picture"
     assert shown[2] == shown[0], f"{where}: back to {first!r}, a different picture"
 
@@ -673,11 +667,8 @@ def flip_bit(page, view, where: str) -> None:
         )
 
     # "code <code>10000001</code> = 0x81 ...": the table is rewritten whole
-    before, bit, before_pattern = (
-        read(table, "text"),
-        read(first, "text"),
-        read(table, "code"),
-    )
+    before, bit = read(table, "text"), read(first, "text")
+    before_pattern = read(table, "code")
     assert bit in ("0", "1"), f"{where}: toggle button label {bit!r}"
     assert before_pattern == spelled(), where
     first.click()
