@@ -1,5 +1,9 @@
 """What the whole test run shares.
 
+* The arithmetic: NumPy's OpenBLAS held to the kernels the stored outputs
+  were computed with (tools/pin_blas.py), set in ``os.environ`` before
+  anything imports numpy, for the workers and every kernel; the run stops
+  at once, saying why, when this process's OpenBLAS runs other kernels.
 * Where the tests find MNIST: ``QLIB_DATA``, else ``../shared/data`` beside
   the clone (where CI lays it).  Set in ``os.environ`` so that the kernels
   nbval starts inherit it; never pointed at a download location.
@@ -33,12 +37,26 @@ import shutil
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import pin_blas  # noqa: E402  (tools/; before numpy loads its BLAS)
+
+pin_blas.pin()
+
+import pytest  # noqa: E402
+
 SHARED_DATA = ROOT.parent / "shared" / "data"
 if not os.environ.get("QLIB_DATA") and SHARED_DATA.is_dir():
     os.environ["QLIB_DATA"] = str(SHARED_DATA)
+
+
+def pytest_configure(config):
+    if why := pin_blas.problem():
+        raise pytest.UsageError(why)
+
+
+def pytest_report_header(config):
+    return pin_blas.describe()
 
 
 @pytest.fixture(scope="session")

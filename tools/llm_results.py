@@ -35,10 +35,11 @@ entries:
   inputs on the evaluation text (the largest, the median, how many > 6).
 
 Perplexities are rounded to 5 significant digits, errors to 4.  BLAS runs on
-one thread (``OPENBLAS_NUM_THREADS=1`` unless set): the same machine then
-writes the same bytes.  The file holds no timing; each entry's time is
-printed.  ``--only`` runs the named entries and writes only those
-(tests/test_llmquant.py checks two against the committed file).
+one thread with OpenBLAS's Haswell kernels (tools/pin_blas.py): any x86-64
+Linux machine with AVX2 then writes the same bytes.  The file holds no
+timing; each entry's time is printed.  ``--only`` runs the named entries and
+writes only those (tests/test_llmquant.py checks two against the committed
+file).
 """
 
 from __future__ import annotations
@@ -51,9 +52,9 @@ import sys
 import time
 from pathlib import Path
 
-# before numpy loads its BLAS
-for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_name, "1")
+import pin_blas  # tools/, beside this script; before numpy loads its BLAS
+
+pin_blas.pin()
 
 import numpy as np  # noqa: E402
 

@@ -24,13 +24,13 @@ rows: float and round to nearest).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_name, "1")  # before numpy loads its BLAS
+import pin_blas  # tools/, beside this script; before numpy loads its BLAS
+
+pin_blas.pin()
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

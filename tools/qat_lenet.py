@@ -22,8 +22,9 @@ For each: the test error on the 10,000 test images untrained and trained,
 the mean training loss, and the activation quantizers' final ranges (EMA) or
 steps (LSQ).  The file holds no timing; the time of each epoch is printed.
 
-BLAS runs on one thread (``OPENBLAS_NUM_THREADS=1`` unless set), as in
-``tools/train_lenet.py``: the same machine then writes the same bytes.
+BLAS runs on one thread with OpenBLAS's Haswell kernels (tools/pin_blas.py),
+as in ``tools/train_lenet.py``: any x86-64 Linux machine with AVX2 then
+writes the same bytes.
 ``--only`` runs the named runs and writes only those (tests/test_qat.py
 checks one against the committed file).
 """
@@ -37,9 +38,9 @@ import sys
 import time
 from pathlib import Path
 
-# before numpy loads its BLAS
-for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_name, "1")
+import pin_blas  # tools/, beside this script; before numpy loads its BLAS
+
+pin_blas.pin()
 
 import numpy as np  # noqa: E402
 

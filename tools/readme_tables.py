@@ -14,7 +14,8 @@
   ``tools/llm_results.py`` (which ``tests/test_llmquant.py`` ties to the
   code).
 
-Each table sits in README.md between its two markers;
+The numbers are computed with the BLAS kernels of every stored output
+(tools/pin_blas.py).  Each table sits in README.md between its two markers;
 ``tests/test_readme_tables.py`` fails when a copy and this script's output
 differ.
 """
@@ -24,6 +25,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+import pin_blas  # tools/, beside this script; before numpy loads its BLAS
+
+pin_blas.pin()
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -6,8 +6,9 @@
 Each notebook runs top to bottom in a fresh kernel started in its own folder;
 outputs that vary between runs are removed (see qlib.course.assignments.clean) and the
 file is rewritten only if something changed.  Running it twice changes
-nothing.  With --check nothing is written: the exit status is 1 when a stored
-notebook differs from a fresh execution.
+nothing.  The kernels compute with the BLAS kernels every stored output was
+made with (tools/pin_blas.py).  With --check nothing is written: the exit
+status is 1 when a stored notebook differs from a fresh execution.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+import pin_blas  # tools/, beside this script
+
+pin_blas.pin()  # for the kernels, which inherit this environment
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -13,7 +13,9 @@ training and 10,000 test images.
 BLAS runs on one thread (``OPENBLAS_NUM_THREADS=1`` unless set): for these
 small matrices a second thread gains little on an idle machine and costs ten
 times over on a busy one, and a fixed thread count gives the same bytes on
-the same machine.  Another BLAS or CPU may round differently in the last bits.
+the same machine.  The kernels are OpenBLAS's Haswell ones on any x86-64
+Linux CPU with AVX2 (tools/pin_blas.py): other kernels add a dot product in
+another order and round differently in the last bits.
 
 MNIST comes from ``qlib.data.load_mnist`` (``QLIB_DATA`` or the cache).
 """
@@ -27,9 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-# before numpy loads its BLAS
-for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_name, "1")
+import pin_blas  # tools/, beside this script; before numpy loads its BLAS
+
+pin_blas.pin()
 
 import numpy as np  # noqa: E402
 
