@@ -1,9 +1,10 @@
 """What the whole test run shares.
 
-* The arithmetic: NumPy's OpenBLAS held to the kernels the stored outputs
-  were computed with (tools/pin_blas.py), set in ``os.environ`` before
-  anything imports numpy, for the workers and every kernel; the run stops
-  at once, saying why, when this process's OpenBLAS runs other kernels.
+* The arithmetic: NumPy held to the CPU code the stored outputs were
+  computed with (OpenBLAS's Haswell kernels, NumPy's AVX2 loops:
+  tools/pin_cpu.py), set in ``os.environ`` before anything imports numpy,
+  for the workers and every kernel; the run stops at once, saying why, when
+  this process computes with other code.
 * Where the tests find MNIST: ``QLIB_DATA``, else ``../shared/data`` beside
   the clone (where CI lays it).  Set in ``os.environ`` so that the kernels
   nbval starts inherit it; never pointed at a download location.
@@ -39,9 +40,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-import pin_blas  # noqa: E402  (tools/; before numpy loads its BLAS)
+import pin_cpu  # noqa: E402  (tools/; before numpy loads)
 
-pin_blas.pin()
+pin_cpu.pin()
 
 import pytest  # noqa: E402
 
@@ -51,12 +52,12 @@ if not os.environ.get("QLIB_DATA") and SHARED_DATA.is_dir():
 
 
 def pytest_configure(config):
-    if why := pin_blas.problem():
+    if why := pin_cpu.problem():
         raise pytest.UsageError(why)
 
 
 def pytest_report_header(config):
-    return pin_blas.describe()
+    return pin_cpu.describe()
 
 
 @pytest.fixture(scope="session")

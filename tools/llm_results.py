@@ -34,9 +34,10 @@ entries:
 * ``outliers``: per layer, the per-channel maxima of the linear layers'
   inputs on the evaluation text (the largest, the median, how many > 6).
 
-Perplexities are rounded to 5 significant digits, errors to 4.  BLAS runs on
-one thread with OpenBLAS's Haswell kernels (tools/pin_blas.py): any x86-64
-Linux machine with AVX2 then writes the same bytes.  The file holds no
+Perplexities are rounded to 5 significant digits, errors to 4.  NumPy runs
+OpenBLAS's Haswell kernels on one thread and its own AVX2 loops
+(tools/pin_cpu.py): any x86-64 Linux machine with AVX2 then writes the same
+bytes.  The file holds no
 timing; each entry's time is printed.  ``--only`` runs the named entries and
 writes only those (tests/test_llmquant.py checks two against the committed
 file).
@@ -52,9 +53,9 @@ import sys
 import time
 from pathlib import Path
 
-import pin_blas  # tools/, beside this script; before numpy loads its BLAS
+import pin_cpu  # tools/, beside this script; before numpy loads
 
-pin_blas.pin()
+pin_cpu.pin()
 
 import numpy as np  # noqa: E402
 

@@ -28,9 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-import pin_blas  # tools/, beside this script; before numpy loads its BLAS
+import pin_cpu  # tools/, beside this script; before numpy loads
 
-pin_blas.pin()
+pin_cpu.pin()
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

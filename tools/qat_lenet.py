@@ -22,9 +22,9 @@ For each: the test error on the 10,000 test images untrained and trained,
 the mean training loss, and the activation quantizers' final ranges (EMA) or
 steps (LSQ).  The file holds no timing; the time of each epoch is printed.
 
-BLAS runs on one thread with OpenBLAS's Haswell kernels (tools/pin_blas.py),
-as in ``tools/train_lenet.py``: any x86-64 Linux machine with AVX2 then
-writes the same bytes.
+NumPy runs OpenBLAS's Haswell kernels on one thread and its own AVX2 loops
+(tools/pin_cpu.py), as in ``tools/train_lenet.py``: any x86-64 Linux machine
+with AVX2 then writes the same bytes.
 ``--only`` runs the named runs and writes only those (tests/test_qat.py
 checks one against the committed file).
 """
@@ -38,9 +38,9 @@ import sys
 import time
 from pathlib import Path
 
-import pin_blas  # tools/, beside this script; before numpy loads its BLAS
+import pin_cpu  # tools/, beside this script; before numpy loads
 
-pin_blas.pin()
+pin_cpu.pin()
 
 import numpy as np  # noqa: E402
 

@@ -14,8 +14,8 @@
   ``tools/llm_results.py`` (which ``tests/test_llmquant.py`` ties to the
   code).
 
-The numbers are computed with the BLAS kernels of every stored output
-(tools/pin_blas.py).  Each table sits in README.md between its two markers;
+The numbers are computed with the CPU code of every stored output
+(tools/pin_cpu.py).  Each table sits in README.md between its two markers;
 ``tests/test_readme_tables.py`` fails when a copy and this script's output
 differ.
 """
@@ -26,9 +26,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import pin_blas  # tools/, beside this script; before numpy loads its BLAS
+import pin_cpu  # tools/, beside this script; before numpy loads
 
-pin_blas.pin()
+pin_cpu.pin()
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -6,8 +6,8 @@
 Each notebook runs top to bottom in a fresh kernel started in its own folder;
 outputs that vary between runs are removed (see qlib.course.assignments.clean) and the
 file is rewritten only if something changed.  Running it twice changes
-nothing.  The kernels compute with the BLAS kernels every stored output was
-made with (tools/pin_blas.py).  With --check nothing is written: the exit
+nothing.  The kernels compute with the CPU code every stored output was made
+with (tools/pin_cpu.py).  With --check nothing is written: the exit
 status is 1 when a stored notebook differs from a fresh execution.
 """
 
@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-import pin_blas  # tools/, beside this script
+import pin_cpu  # tools/, beside this script; before numpy loads
 
-pin_blas.pin()  # for the kernels, which inherit this environment
+pin_cpu.pin()  # for the kernels, which inherit this environment
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

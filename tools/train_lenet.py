@@ -13,9 +13,10 @@ training and 10,000 test images.
 BLAS runs on one thread (``OPENBLAS_NUM_THREADS=1`` unless set): for these
 small matrices a second thread gains little on an idle machine and costs ten
 times over on a busy one, and a fixed thread count gives the same bytes on
-the same machine.  The kernels are OpenBLAS's Haswell ones on any x86-64
-Linux CPU with AVX2 (tools/pin_blas.py): other kernels add a dot product in
-another order and round differently in the last bits.
+the same machine.  The kernels are OpenBLAS's Haswell ones, and NumPy's own
+loops its AVX2 ones, on any x86-64 Linux CPU with AVX2 (tools/pin_cpu.py):
+other kernels add a dot product in another order, AVX-512's ``exp`` rounds
+differently, and the last bits change.
 
 MNIST comes from ``qlib.data.load_mnist`` (``QLIB_DATA`` or the cache).
 """
@@ -29,9 +30,9 @@ import sys
 import time
 from pathlib import Path
 
-import pin_blas  # tools/, beside this script; before numpy loads its BLAS
+import pin_cpu  # tools/, beside this script; before numpy loads
 
-pin_blas.pin()
+pin_cpu.pin()
 
 import numpy as np  # noqa: E402
 
