@@ -1,13 +1,8 @@
 """What the whole test run shares.
 
-* The arithmetic: NumPy held to the CPU code the stored outputs were
-  computed with (OpenBLAS's Haswell kernels, NumPy's AVX2 loops:
-  tools/pin_cpu.py), set in ``os.environ`` before anything imports numpy,
-  for the workers and every kernel; the run stops at once, saying why, when
-  this process computes with other code.
-* Where the tests find MNIST: ``QLIB_DATA``, else ``../shared/data`` beside
-  the clone (where CI lays it).  Set in ``os.environ`` so that the kernels
-  nbval starts inherit it; never pointed at a download location.
+* The CPU code and ``QLIB_DATA``: set by the repository's conftest.py,
+  which pytest loads first whatever paths it is given.
+* ``mnist_folder``: the folder ``QLIB_DATA`` names, or a failure.
 * Chapter 10's model, loaded once; tables printed after the run.
 * The browser suite's chromium, and nbval's checks moved into that suite.
   Every notebook the browser suite (tests/browser/) opens it also runs top to
@@ -38,26 +33,9 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import pin_cpu  # noqa: E402  (tools/; before numpy loads)
-
-pin_cpu.pin()
-
-import pytest  # noqa: E402
-
-SHARED_DATA = ROOT.parent / "shared" / "data"
-if not os.environ.get("QLIB_DATA") and SHARED_DATA.is_dir():
-    os.environ["QLIB_DATA"] = str(SHARED_DATA)
-
-
-def pytest_configure(config):
-    if why := pin_cpu.problem():
-        raise pytest.UsageError(why)
-
-
-def pytest_report_header(config):
-    return pin_cpu.describe()
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +52,7 @@ def mnist_folder() -> Path:
         pytest.fail(
             f"MNIST not found (QLIB_DATA={folder!r}; missing {', '.join(missing)}). "
             "Set QLIB_DATA to a folder holding mnist/*.gz, the four original files "
-            f"(CI lays them in {SHARED_DATA}).",
+            f"(CI lays them in {ROOT.parent / 'shared' / 'data'}).",
             pytrace=False,
         )
     return Path(folder)

@@ -111,9 +111,11 @@ def test_pin_keeps_a_core_type_already_chosen_and_problem_names_it():
 
 
 def _pytest_collect(**env: str) -> subprocess.CompletedProcess:
+    """pytest collecting one notebook alone, as a learner checking a notebook
+    would: the repository's conftest.py applies to it too."""
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
-         "--collect-only", "-q", str(ROOT / "tests" / "test_pin_cpu.py")],
+         "--collect-only", "-q", str(ROOT / "notebooks" / "00_start_here.ipynb")],
         cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True,
         timeout=120,
     )  # fmt: skip
@@ -121,15 +123,16 @@ def _pytest_collect(**env: str) -> subprocess.CompletedProcess:
 
 @needs_avx2
 def test_the_suite_refuses_to_start_with_other_kernels():
-    """pytest with OPENBLAS_CORETYPE=Sandybridge stops at once with a usage
-    error (exit status 4) that says which kernels it found and what to set,
-    before collecting a test: nbval would otherwise report last-digit
-    differences in notebooks 07-09 with no word of why."""
+    """pytest with OPENBLAS_CORETYPE=Sandybridge, given a notebook alone,
+    stops at once with a usage error (exit status 4) that says which kernels
+    it found and what to set, before collecting a cell: nbval would
+    otherwise report last-digit differences in notebooks 07-09 with no word
+    of why."""
     done = _pytest_collect(OPENBLAS_CORETYPE="Sandybridge")
     said = done.stdout + done.stderr
     assert done.returncode == 4, said
     assert "Sandybridge kernels" in said and "OPENBLAS_CORETYPE=Haswell" in said
-    assert "test_pin_keeps" not in said  # nothing collected
+    assert "Cell 0" not in said  # nothing collected
 
 
 @needs_avx512

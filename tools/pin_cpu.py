@@ -30,8 +30,8 @@ a CPU without AVX2) nothing is pinned and the last digits of a few outputs
 may differ from the stored ones.
 
 This module imports nothing beyond the standard library (it must not load
-NumPy).  Used by tests/conftest.py, tools/run_notebooks.py and the tools
-that write qlib/models/.
+NumPy).  Used by the repository's conftest.py (every pytest run),
+tools/run_notebooks.py and the tools that write qlib/models/.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def problem() -> str | None:
         "; ".join(wrong) + ": the course's stored outputs were computed without "
         f"them (a last bit differs).  Set OPENBLAS_CORETYPE={CORETYPE} and "
         f"NPY_DISABLE_CPU_FEATURES='{' '.join(_avx512_targets())}' before numpy is "
-        "imported (tests/conftest.py and tools/run_notebooks.py do)"
+        "imported (the repository's conftest.py and tools/run_notebooks.py do)"
     )
 
 
