@@ -5,9 +5,10 @@ alone): pytest loads this file before it imports anything under test.
 * The CPU code the stored outputs were computed with (tools/pin_cpu.py:
   OpenBLAS's Haswell kernels, NumPy's AVX2 loops), set in ``os.environ``
   before anything imports numpy, for this process, pytest-xdist's workers
-  and every kernel nbval or the browser suite starts.  The run stops at
-  once, saying why, when this process computes with other code; the
-  header names the code it runs.
+  and every kernel nbval or the browser suite starts.  On a machine that
+  runs that code (x86-64 Linux with AVX2), the run stops at once, saying
+  why, when this process computes with other code; the header names the
+  code it runs, everywhere.
 * Where MNIST is found: ``QLIB_DATA``, else ``../shared/data`` beside the
   clone (where CI lays it), also in ``os.environ`` for the kernels; never a
   download location.

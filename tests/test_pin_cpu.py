@@ -21,13 +21,18 @@ import pin_cpu  # noqa: E402
 
 PINNED = ("OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")
 needs_avx2 = pytest.mark.skipif(
-    not pin_cpu.can_pin(), reason="this CPU runs neither Haswell's kernels nor AVX2"
+    not pin_cpu.can_pin(),
+    reason="the pinned code needs x86-64 Linux and a CPU with AVX2 (X86_V3)",
 )
 
 
 def _avx512() -> bool:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return " avx512f " in text
+    cpuinfo = Path("/proc/cpuinfo")
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    return any(
+        line.startswith("flags") and "avx512f" in line.partition(":")[2].split()
+        for line in text.splitlines()
+    )
 
 
 needs_avx512 = pytest.mark.skipif(not _avx512(), reason="this CPU has no AVX-512")
@@ -143,3 +148,76 @@ def test_the_suite_refuses_to_start_with_avx512_loops():
     said = done.stdout + done.stderr
     assert done.returncode == 4, said
     assert "AVX-512 loops" in said and "NPY_DISABLE_CPU_FEATURES=" in said
+
+
+@needs_avx2
+def test_a_jupyter_kernel_started_by_the_suite_runs_pinned():
+    """What nbval and the browser suite start: a kernel launched from this
+    (pinned) process reports Haswell's kernels and no AVX-512 loop."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(ROOT))
+    said: list[str] = []
+    try:
+        kc.execute_interactive(
+            f"import sys; sys.path.insert(0, {TOOLS!r}); import pin_cpu; "
+            "print(pin_cpu.core(), pin_cpu.avx512_loops())",
+            output_hook=lambda m: said.append(m["content"].get("text", "")),
+            timeout=60,
+        )
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert "".join(said).strip() == "Haswell []"
+
+
+@needs_avx2
+def test_a_tool_that_writes_stored_numbers_stops_with_other_kernels():
+    """tools/readme_tables.py (like the other tools that write stored
+    numbers) exits with status 2 and the reason before computing anything."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "readme_tables.py"), "--check"],
+        env={**os.environ, "OPENBLAS_CORETYPE": "Sandybridge"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith(
+        "readme_tables.py: NumPy's OpenBLAS runs its Sandybridge"
+    )
+
+
+@needs_avx512
+def test_numpy_imported_before_the_pin_is_named_as_the_cause():
+    """The variables set, but after NumPy loaded (as a plugin or a startup
+    file would do it): problem() says so instead of asking to set them."""
+    done = python("import numpy, pin_cpu; pin_cpu.pin(); print(pin_cpu.problem())")
+    assert done.returncode == 0, done.stderr
+    assert "NumPy was imported before they were" in done.stdout
+
+
+LINE = "flags\t\t: fpu sse2 avx f16c fma movbe abm bmi1 avx2 bmi2 popcnt"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "expected"),
+    [
+        (f"processor\t: 0\n{LINE}\n", True),
+        (f"processor\t: 0\n{LINE.replace(' bmi2', '')}\n", False),  # a VM's mask
+        ("vmx flags\t: ept vpid avx2 fma\n", False),  # not the CPU's flags
+        ("", False),
+    ],
+)
+def test_cpu_flags_are_read_from_the_flags_line(cpuinfo, expected):
+    assert pin_cpu.cpu_has_x86_v3(cpuinfo) is expected
+
+
+@pytest.mark.parametrize(
+    ("version", "names"),
+    [("2.4.6", "new"), ("2.10.0", "new"), ("2.5.0rc1", "new"), ("2.4.0.dev0", "new"),
+     ("2.3.5", "old"), ("1.26.4", "old")],
+)  # fmt: skip
+def test_numpy_s_avx512_targets_are_named_as_its_version_names_them(version, names):
+    """NumPy 2.4 named its x86 targets by level (X86_V4, ...); before, by
+    feature (AVX512F, AVX512_SKX, ...)."""
+    expected = "X86_V4" if names == "new" else "AVX512_SKX"
+    assert expected in pin_cpu.avx512_targets(version)

@@ -320,6 +320,7 @@ def entries() -> dict:
 
 
 def main() -> int:
+    pin_cpu.require()  # the CPU code of every stored number, or stop
     table = entries()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)

@@ -51,6 +51,7 @@ def held_out(model):
 
 
 def main(argv: list[str] | None = None) -> int:
+    pin_cpu.require()  # the CPU code of every stored number, or stop
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--lengths", type=int, nargs="*", default=[16, 32, 64, 128, 256, FIT]

@@ -8,25 +8,31 @@ NumPy chooses machine code by CPU when it loads, in two places:
   many x86-64 CPUs, SkylakeX's, Cooperlake's or SapphireRapids' (AVX-512) on
   others, such as Intel's recent Xeons.  The kernels add a dot product's
   terms in different orders;
-* its own loops (``exp``, ``log``, ``power``, ...) have AVX2 and AVX-512
-  versions, which round differently in the last bit.
+* its own loops have AVX-512 versions (float64 ``exp``, ``log`` and
+  ``power`` among them; without AVX-512 NumPy hands these to the C library,
+  and float32 ``exp`` has an AVX2 version), which round some results
+  differently in the last bit.
 
 A last bit is enough to change a stored output: a calibrated maximum, and
 with it notebook 07's multiplier ``M0`` (1478349792 with Haswell's kernels,
-1478349575 with SapphireRapids'); a 2-bit test error (41.34% or 41.35%); the
-share of AdaRound's soft roundings left between 0 and 1 (0.007% with
-AVX-512's ``exp``, 0.006% with AVX2's).
+1478349575 with SkylakeX's); a 2-bit test error (41.34% or 41.35%); the
+share of AdaRound's soft roundings left between 0 and 1 in notebook 08
+(0.007% with NumPy's AVX2 loops, 0.006% with its AVX-512 ones).
 
 Every stored output (notebooks, solutions), committed model file and README
 table is computed with OpenBLAS's Haswell kernels and NumPy's AVX2 loops
-(``X86_V3``, no AVX-512), which every x86-64 CPU with AVX2 and FMA runs.
-:func:`pin` holds this process and every process it starts to them
-(``OPENBLAS_CORETYPE=Haswell``, ``NPY_DISABLE_CPU_FEATURES`` naming NumPy's
-AVX-512 targets), and runs NumPy's products on one thread unless told
-otherwise.  It must run before NumPy is imported: both are read once, when
-NumPy loads.  :func:`problem` says whether the running process computes as
-the stored outputs were computed.  Elsewhere (ARM, macOS's Accelerate, MKL,
-a CPU without AVX2) nothing is pinned and the last digits of a few outputs
+(its ``X86_V3`` level, no AVX-512), which every x86-64 CPU with AVX2, FMA,
+BMI1/2, F16C, LZCNT and MOVBE runs (:func:`can_pin`).  :func:`pin` holds
+this process, and every process started from it with its environment, to
+them (``OPENBLAS_CORETYPE=Haswell``, ``NPY_DISABLE_CPU_FEATURES`` naming
+NumPy's AVX-512 targets), and runs NumPy's products on one thread unless
+told otherwise.  It must run before NumPy is imported: both are read once,
+when NumPy loads.  :func:`problem` says whether the running process computes
+as the stored outputs were computed; :func:`require` stops a tool that does
+not.  Not pinned: other operating systems and CPUs (ARM, macOS, Windows, a
+CPU without those instructions), a NumPy built on MKL or Accelerate (its
+loops are pinned, its BLAS is not), and the grader's kernels, which start
+from an environment of their own.  There the last digits of a few outputs
 may differ from the stored ones.
 
 This module imports nothing beyond the standard library (it must not load
@@ -40,12 +46,15 @@ import ctypes
 import importlib.metadata
 import os
 import platform
+import shlex
 import sys
 from pathlib import Path
 
 CORETYPE = "Haswell"  # OpenBLAS's kernels for every stored number
 THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-_NEEDS = {"avx2", "fma"}  # what Haswell's kernels and NumPy's X86_V3 loops execute
+# what Haswell's kernels and NumPy's X86_V3 loops execute (/proc/cpuinfo's
+# names; "abm" is LZCNT)
+_NEEDS = {"avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "abm", "movbe"}
 # NumPy's AVX-512 targets: named by level from NumPy 2.4 on, by feature before
 _AVX512_TARGETS = {
     "new": ("X86_V4", "AVX512_ICL", "AVX512_SPR"),
@@ -62,29 +71,37 @@ _CORENAME = (  # NumPy's own build of OpenBLAS (scipy-openblas), then others
 
 def can_pin() -> bool:
     """Whether this machine runs the pinned code: x86-64 Linux whose CPU has
-    AVX2 and FMA (OpenBLAS does not check a forced core type: on a CPU
-    without them its kernels would stop the process on an illegal
-    instruction)."""
+    the instructions of NumPy's X86_V3 level (AVX2, FMA, ...).  OpenBLAS
+    does not check a forced core type: on a CPU without them its kernels
+    would stop the process on an illegal instruction."""
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
         return False
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        return cpu_has_x86_v3(Path("/proc/cpuinfo").read_text())
     except OSError:
         return False
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return _NEEDS <= set(line.partition(":")[2].split())
+
+
+def cpu_has_x86_v3(cpuinfo: str) -> bool:
+    """Whether the first ``flags`` line of a ``/proc/cpuinfo`` text names
+    every instruction set the pinned code uses."""
+    for line in cpuinfo.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "flags":
+            return _NEEDS <= set(value.split())
     return False
 
 
-def _avx512_targets() -> tuple[str, ...]:
-    """This NumPy's names for its AVX-512 targets, read without importing it."""
+def avx512_targets(version: str | None = None) -> tuple[str, ...]:
+    """NumPy's names for its AVX-512 targets: those of ``version``, by
+    default the installed NumPy's, read without importing it."""
     try:
-        major, minor = importlib.metadata.version("numpy").split(".")[:2]
+        version = version or importlib.metadata.version("numpy")
+        major, minor = version.split(".")[:2]
+        level = (int(major), int("".join(c for c in minor if c.isdigit()) or 0))
     except (importlib.metadata.PackageNotFoundError, ValueError):
         return _AVX512_TARGETS["new"]
-    new = (int(major), int("".join(c for c in minor if c.isdigit()) or 0)) >= (2, 4)
-    return _AVX512_TARGETS["new" if new else "old"]
+    return _AVX512_TARGETS["new" if level >= (2, 4) else "old"]
 
 
 def pin() -> None:
@@ -96,7 +113,7 @@ def pin() -> None:
         os.environ.setdefault(name, "1")
     if can_pin():
         os.environ.setdefault("OPENBLAS_CORETYPE", CORETYPE)
-        os.environ.setdefault("NPY_DISABLE_CPU_FEATURES", " ".join(_avx512_targets()))
+        os.environ.setdefault("NPY_DISABLE_CPU_FEATURES", " ".join(avx512_targets()))
 
 
 def core() -> str | None:
@@ -109,7 +126,9 @@ def core() -> str | None:
         maps = Path("/proc/self/maps").read_text().splitlines()
     except OSError:
         return None
-    libraries = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+    # a maps line: address perms offset dev inode path (the path may hold spaces)
+    fields = (line.split(None, 5) for line in maps if "openblas" in line.lower())
+    libraries = {f[5] for f in fields if len(f) == 6}
     for path in sorted(libraries):
         try:
             library = ctypes.CDLL(path)
@@ -123,21 +142,33 @@ def core() -> str | None:
     return None
 
 
+def _dispatch() -> tuple[list[str], dict[str, bool]]:
+    """NumPy's dispatch targets and which of them this process has."""
+    import numpy as np
+
+    umath = (getattr(np, "_core", None) or np.core)._multiarray_umath
+    return list(umath.__cpu_dispatch__), dict(umath.__cpu_features__)
+
+
 def avx512_loops() -> list[str]:
     """NumPy's AVX-512 targets that this process dispatches to (none when
     pinned or on a CPU without AVX-512)."""
-    import numpy as np
+    dispatch, features = _dispatch()
+    avx512 = set(_AVX512_TARGETS["new"] + _AVX512_TARGETS["old"])
+    return [t for t in dispatch if t in avx512 and features.get(t)]
 
-    umath = getattr(np, "_core", None) or np.core
-    features = umath._multiarray_umath.__cpu_features__
-    dispatch = umath._multiarray_umath.__cpu_dispatch__
-    return [t for t in dispatch if t in _AVX512_TARGETS["new"] + _AVX512_TARGETS["old"]
-            and features.get(t)]  # fmt: skip
+
+def avx2_loops() -> bool:
+    """Whether this NumPy dispatches to its AVX2 loops (X86_V3, or AVX2 and
+    FMA3 before NumPy 2.4), as the stored outputs' did."""
+    dispatch, features = _dispatch()
+    wanted = ["X86_V3"] if "X86_V3" in dispatch else ["AVX2", "FMA3"]
+    return all(features.get(t) for t in wanted)
 
 
 def problem() -> str | None:
     """What keeps this process from computing the stored numbers' bits, on a
-    machine that can (:func:`can_pin`), or None."""
+    machine that can (:func:`can_pin`), and why, or None."""
     if not can_pin():
         return None
     wrong = []
@@ -146,21 +177,61 @@ def problem() -> str | None:
         wrong.append(f"NumPy's OpenBLAS runs its {running} kernels, not {CORETYPE}'s")
     if loops := avx512_loops():
         wrong.append(f"NumPy runs its AVX-512 loops ({' '.join(loops)})")
+    if not avx2_loops():
+        wrong.append("NumPy does not run its AVX2 loops")
     if not wrong:
         return None
+    wanted = {
+        "OPENBLAS_CORETYPE": CORETYPE,
+        "NPY_DISABLE_CPU_FEATURES": " ".join(avx512_targets()),
+    }
+    setting = " and ".join(f"{k}={shlex.quote(v)}" for k, v in wanted.items())
+    missing = [k for k in wanted if k not in os.environ]
+    if set_otherwise := [
+        f"{k}={shlex.quote(os.environ[k])}"
+        for k, v in wanted.items()
+        if os.environ.get(k, v) != v
+    ]:
+        why = (
+            f"this environment sets {', '.join(set_otherwise)}; unset "
+            f"{'it' if len(set_otherwise) == 1 else 'them'}, or set {setting}"
+        )
+    elif missing:
+        why = (
+            f"{' and '.join(missing)} not set when NumPy loaded: set {setting} "
+            "before numpy is imported (pin_cpu.pin() does)"
+        )
+    else:
+        why = (
+            "the variables are set, but NumPy was imported before they were (by "
+            "a plugin, PYTHONSTARTUP or sitecustomize): pin_cpu.pin() must run "
+            "first"
+        )
     return (
-        "; ".join(wrong) + ": the course's stored outputs were computed without "
-        f"them (a last bit differs).  Set OPENBLAS_CORETYPE={CORETYPE} and "
-        f"NPY_DISABLE_CPU_FEATURES='{' '.join(_avx512_targets())}' before numpy is "
-        "imported (the repository's conftest.py and tools/run_notebooks.py do)"
+        "; ".join(wrong) + ". The course's stored outputs were computed with "
+        f"OpenBLAS's {CORETYPE} kernels and NumPy's AVX2 loops (a last bit "
+        f"differs otherwise): {why}"
     )
+
+
+def require() -> None:
+    """Stop (exit status 2, with :func:`problem`'s words) unless this process
+    computes as the stored outputs were computed: for the tools that write
+    them."""
+    if why := problem():
+        print(f"{Path(sys.argv[0]).name}: {why}", file=sys.stderr)
+        sys.exit(2)
 
 
 def describe() -> str:
     """One line: the code paths in use and whether they are the stored
     outputs'."""
     running = core()
-    blas = "not OpenBLAS" if running is None else f"OpenBLAS {running} kernels"
+    blas = (
+        "BLAS kernels unknown (not OpenBLAS, or it cannot be asked)"
+        if running is None
+        else f"OpenBLAS {running} kernels"
+    )
     loops = avx512_loops()
     simd = f"AVX-512 loops {' '.join(loops)}" if loops else "no AVX-512 loops"
     if can_pin() and running is not None and problem() is None:

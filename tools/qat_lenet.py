@@ -106,6 +106,7 @@ def run(name: str, data: dict, model: nn.MLP, calibration: np.ndarray) -> dict:
 
 
 def main() -> int:
+    pin_cpu.require()  # the CPU code of every stored number, or stop
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "qlib" / qatnet.RESULTS_FILE)
     parser.add_argument("--only", nargs="+", choices=sorted(RUNS), default=list(RUNS))

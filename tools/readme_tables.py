@@ -75,6 +75,7 @@ def readme_table(text: str, name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    pin_cpu.require()  # the CPU code of every stored number, or stop
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="update README.md")

@@ -36,6 +36,7 @@ def notebooks_in(paths: list[str]) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    pin_cpu.require()  # the CPU code of every stored number, or stop
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", default=["notebooks", "solutions"])
     parser.add_argument("--check", action="store_true", help="compare, do not write")

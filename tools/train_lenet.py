@@ -58,6 +58,7 @@ RECIPE = {
 
 
 def main() -> int:
+    pin_cpu.require()  # the CPU code of every stored number, or stop
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "qlib" / nn.LENET_FILE)
     args = parser.parse_args()
