@@ -252,6 +252,7 @@ FIRST_UNITS = (
     "tests/test_llm.py",  # 13
     "tests/test_claims_06.py",  # 12
     "tests/test_claims_10.py",  # 11
+    "tests/test_grading_across_cpus.py",  # 10
 )
 
 
