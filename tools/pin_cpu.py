@@ -35,8 +35,9 @@ loops are pinned, its BLAS is not), and the grader's kernels, which start
 from an environment of their own.  There the last digits of a few outputs
 may differ from the stored ones.
 
-This module imports nothing beyond the standard library (it must not load
-NumPy).  Used by the repository's conftest.py (every pytest run),
+Importing this module loads nothing beyond the standard library: NumPy is
+imported only by the functions that ask it (:func:`core` and the checks),
+after :func:`pin`.  Used by the repository's conftest.py (every pytest run),
 tools/run_notebooks.py and the tools that write qlib/models/.
 """
 
