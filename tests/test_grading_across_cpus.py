@@ -9,10 +9,12 @@ run on other code, still answers every recorded case as the questions
 demand.  A correct submission must never lose points to the grading CPU.
 
 The cases are recorded here (pinned, as the suite runs) through
-qlib.course.reference and the wire format Gradescope's zip uses; a child
-process with OpenBLAS's Sandybridge kernels and NumPy's baseline loops (no
-AVX2, no AVX-512: the furthest from the recording this CPU can go) runs
-the solution notebooks and answers them.
+qlib.course.reference and written as Gradescope's zip writes them
+(qlib.course.gradescope.recorded_json); a child process with OpenBLAS's
+Sandybridge kernels and NumPy's baseline loops (no AVX2, no AVX-512: the
+furthest from the recording this CPU can go) reads them back as the
+autograder does, runs the solution notebooks and checks every recorded
+case with qlib.feedback.check.
 """
 
 from __future__ import annotations
@@ -35,57 +37,52 @@ OTHER_CODE = {
     "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
 }
 
+# the child: the solutions run on the other code, then qlib.feedback.check
+# each recorded question on them, as the autograder reads the record back
 ANSWER = r"""
-import contextlib, io, json, os, sys
-import matplotlib
-matplotlib.use("Agg")
-import qlib
+import contextlib, io, json, sys
+from pathlib import Path
 from qlib import feedback
-from qlib.course import reference, wire
+from qlib.course import gradescope, reference
 
-recorded, failures = json.load(open(sys.argv[1])), []
-for assignment in sorted({qid[:2] for qid in recorded}):
-    path = reference.find_solution(assignment, reference.COURSE_ROOT / "solutions")
-    namespace = {"__name__": "__main__"}
-    feedback.check = qlib.check = lambda *args, **kwargs: None
-    os.chdir(path.parent)
-    with contextlib.redirect_stdout(io.StringIO()):
-        for cell in json.loads(path.read_text())["cells"]:
-            if cell["cell_type"] == "code":
-                exec("".join(cell["source"]), namespace)
-    for qid, q in recorded.items():
-        if qid[:2] != assignment:
-            continue
-        for i, case in enumerate(q["cases"]):
-            got = namespace[q["function"]](
-                *wire.decode(case["args"]), **wire.decode(case["kwargs"]))
-            verdict, detail = feedback.compare(
-                wire.decode(case["expected"]), got, q["rtol"], q["atol"],
-                q["check_dtype"])
-            if not (verdict == "exact" or (verdict == "close" and not q["exact"])):
-                failures.append(f"{qid} case {i + 1}: {verdict} {detail}")
-print(json.dumps({"cases": sum(len(q["cases"]) for q in recorded.values()),
-                  "failures": failures}))
+cases, failures = 0, []
+for data in json.loads(Path(sys.argv[1]).read_text()):
+    recorded = gradescope.load_recorded(data, Path(sys.argv[1]))
+    solutions = reference.COURSE_ROOT / "solutions"
+    path = reference.find_solution(data["assignment"], solutions)
+    namespace = reference.run_solution(path, lambda *args, **kwargs: None)
+    for qid, graded in recorded.questions.items():
+        said = io.StringIO()
+        with contextlib.redirect_stdout(said):
+            feedback.check(graded.question, namespace[graded.question.function],
+                           [case for case, _hidden in graded.cases])
+        cases += len(graded.cases)
+        if not feedback.RESULTS[qid].ok:
+            failures.append(said.getvalue())
+print(json.dumps({"cases": cases, "failures": failures}))
 """
 
 
 @needs_avx2
 def test_recorded_cases_grade_the_solution_on_other_cpu_code(tmp_path):
-    recorded = {}
-    for assignment in ASSIGNMENTS:
-        for graded in reference.load_reference(assignment).questions.values():
-            recorded[graded.question.id] = gradescope._question_json(graded)
+    recorded = [
+        gradescope.recorded_json(reference.load_reference(assignment))
+        for assignment in ASSIGNMENTS
+    ]
     cases = tmp_path / "reference.json"
     cases.write_text(json.dumps(recorded), encoding="utf-8")
-    env = {**os.environ, **OTHER_CODE}
     done = subprocess.run(
         [sys.executable, "-c", ANSWER, str(cases)],
-        env=env, capture_output=True, text=True, timeout=300,
+        env={**os.environ, **OTHER_CODE}, capture_output=True, text=True,
+        timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     said = json.loads(done.stdout.splitlines()[-1])
-    assert said["cases"] == sum(len(q["cases"]) for q in recorded.values()) > 100
-    assert said["failures"] == []
+    assert said["cases"] == sum(
+        len(q["cases"]) for d in recorded for q in d["questions"]
+    )
+    assert said["cases"] > 100
+    assert said["failures"] == [], "\n".join(said["failures"])
 
 
 @needs_avx2

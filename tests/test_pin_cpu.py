@@ -28,11 +28,7 @@ needs_avx2 = pytest.mark.skipif(
 
 def _avx512() -> bool:
     cpuinfo = Path("/proc/cpuinfo")
-    text = cpuinfo.read_text() if cpuinfo.exists() else ""
-    return any(
-        line.startswith("flags") and "avx512f" in line.partition(":")[2].split()
-        for line in text.splitlines()
-    )
+    return cpuinfo.exists() and "avx512f" in pin_cpu.cpu_flags(cpuinfo.read_text())
 
 
 needs_avx512 = pytest.mark.skipif(not _avx512(), reason="this CPU has no AVX-512")

@@ -83,14 +83,20 @@ def can_pin() -> bool:
         return False
 
 
-def cpu_has_x86_v3(cpuinfo: str) -> bool:
-    """Whether the first ``flags`` line of a ``/proc/cpuinfo`` text names
-    every instruction set the pinned code uses."""
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The instruction sets named by the first ``flags`` line of a
+    ``/proc/cpuinfo`` text (not its ``vmx flags``)."""
     for line in cpuinfo.splitlines():
         name, _, value = line.partition(":")
         if name.strip() == "flags":
-            return _NEEDS <= set(value.split())
-    return False
+            return set(value.split())
+    return set()
+
+
+def cpu_has_x86_v3(cpuinfo: str) -> bool:
+    """Whether a ``/proc/cpuinfo`` text's flags name every instruction set
+    the pinned code uses."""
+    return _NEEDS <= cpu_flags(cpuinfo)
 
 
 def avx512_targets(version: str | None = None) -> tuple[str, ...]:

@@ -61,7 +61,7 @@ from .reference import (
 from .reports import _number, results_json
 from .sandbox import detect_sandbox, prepare_sandbox
 
-__all__ = ["build_zip", "load_recorded", "main", "results_json", "run"]
+__all__ = ["build_zip", "load_recorded", "main", "recorded_json", "results_json", "run"]
 
 _SETUP = """\
 #!/usr/bin/env bash
@@ -118,6 +118,16 @@ def _question_json(graded: GradedQuestion) -> dict:
             }
             for case, hidden in graded.cases
         ],
+    }
+
+
+def recorded_json(reference: Reference) -> dict:
+    """What ``reference/reference.json`` holds: the assignment, and every
+    question with its cases in the wire format (:func:`load_recorded` reads
+    it back)."""
+    return {
+        "assignment": reference.assignment,
+        "questions": [_question_json(g) for g in reference.questions.values()],
     }
 
 
@@ -204,10 +214,7 @@ def build_zip(
     check_writable(target.parent)
     sandbox = prepare_sandbox(None, reference.path.parent, target.parent, [])
     canary(reference, Limits(), sandbox)
-    data = {
-        "assignment": assignment,
-        "questions": [_question_json(g) for g in reference.questions.values()],
-    }
+    data = recorded_json(reference)
     package = Path(__file__).resolve().parents[1]
     tmp = target.with_name(target.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:

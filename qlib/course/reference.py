@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -30,6 +31,7 @@ __all__ = [
     "find_solution",
     "load_reference",
     "read_cells",
+    "run_solution",
 ]
 
 STATUSES = ("ok", "timeout", "crashed", "invalid", "error")
@@ -107,31 +109,21 @@ def find_solution(assignment: str, solutions: Path) -> Path:
     return found[0]
 
 
-def load_reference(assignment: str, solutions: Path | None = None) -> Reference:
-    """Run the solution notebook here and record every ``check`` it makes."""
-    path = find_solution(assignment, solutions or COURSE_ROOT / "solutions")
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    recorded: list[tuple[Question, list[Case], bool]] = []
-    original = feedback.check
-
-    def recording_check(question, func, cases=None, *, hidden=False):
-        chosen = list(question.cases if cases is None else cases)
-        recorded.append((question, chosen, hidden))
-        original(question, func, chosen, hidden=hidden)
-        outcome = feedback.RESULTS[f"{question.id}:hidden" if hidden else question.id]
-        if not outcome.ok:
-            raise RuntimeError(f"the reference solution fails question {question.id}")
-
+def run_solution(path: Path, check: Callable[..., None]) -> dict[str, Any]:
+    """Execute the solution notebook ``path`` here, cell by cell, with
+    ``check`` in place of :func:`qlib.feedback.check` (and ``qlib.check``),
+    figures drawn off screen, printed output dropped; its namespace.
+    ValueError for a cell with a magic, which could not be graded."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    namespace: dict[str, Any] = {"__name__": "__main__"}
-    cwd = os.getcwd()
-    try:
-        feedback.check = recording_check
-        import qlib
+    import qlib
 
-        qlib.check = recording_check
+    matplotlib.use("Agg")
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    original, cwd = feedback.check, os.getcwd()
+    try:
+        feedback.check = qlib.check = check
         os.chdir(path.parent)
         with contextlib.redirect_stdout(io.StringIO()):
             for index, cell in enumerate(nb["cells"]):
@@ -144,9 +136,26 @@ def load_reference(assignment: str, solutions: Path | None = None) -> Reference:
                     )
                 exec(compile(source, f"{path.name}[{index}]", "exec"), namespace)
     finally:
-        feedback.check = original
-        qlib.check = original
+        feedback.check = qlib.check = original
         os.chdir(cwd)
+    return namespace
+
+
+def load_reference(assignment: str, solutions: Path | None = None) -> Reference:
+    """Run the solution notebook here and record every ``check`` it makes."""
+    path = find_solution(assignment, solutions or COURSE_ROOT / "solutions")
+    recorded: list[tuple[Question, list[Case], bool]] = []
+    original = feedback.check
+
+    def recording_check(question, func, cases=None, *, hidden=False):
+        chosen = list(question.cases if cases is None else cases)
+        recorded.append((question, chosen, hidden))
+        original(question, func, chosen, hidden=hidden)
+        outcome = feedback.RESULTS[f"{question.id}:hidden" if hidden else question.id]
+        if not outcome.ok:
+            raise RuntimeError(f"the reference solution fails question {question.id}")
+
+    run_solution(path, recording_check)
     questions: dict[str, GradedQuestion] = {}
     for question, cases, hidden in recorded:
         graded = questions.setdefault(question.id, GradedQuestion(question, []))
