@@ -101,10 +101,17 @@ class Adam:
         for p, g, m, s in zip(params, grads, self.m, self.s, strict=True):
             if self.weight_decay:
                 g = g + self.weight_decay * p
-            m[...] = beta1 * m + (1 - beta1) * g
-            s[...] = beta2 * s + (1 - beta2) * g * g
-            m_hat, s_hat = m / (1 - beta1**self.t), s / (1 - beta2**self.t)
-            p -= self.lr * m_hat / (np.sqrt(s_hat) + self.eps)
+            # in place, each product and sum rounded as written in the
+            # docstring, one temporary array for the step
+            m *= beta1
+            m += (1 - beta1) * g
+            s *= beta2
+            s += (1 - beta2) * g * g
+            step = np.divide(s, 1 - beta2**self.t)
+            np.sqrt(step, out=step)
+            step += self.eps
+            np.divide(self.lr * np.divide(m, 1 - beta1**self.t), step, out=step)
+            p -= step
 
 
 # ----------------------------------------------------------------- training

@@ -12,6 +12,7 @@ adversarial corpus (tests/grader_corpus.py) works out for them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import grader_corpus as corpus
 import pytest
+from test_grader import LIMITS
 
 REPO = corpus.REPO
 VISIBILITIES = {"hidden", "after_due_date", "after_published", "visible"}
@@ -43,6 +45,16 @@ def autograder(tmp_path_factory) -> Path:
             "02",
             "--gradescope",
             str(target),
+            # the corpus's limits (tests/grader_corpus.py): the endless loop
+            # below then runs 3 s, not the default 10
+            "--cell-timeout",
+            str(LIMITS.cell_timeout),
+            "--call-timeout",
+            str(LIMITS.call_timeout),
+            "--timeout",
+            str(LIMITS.total_timeout),
+            "--memory-mb",
+            str(LIMITS.memory_mb),
         ],
         cwd=REPO,
         capture_output=True,
@@ -63,6 +75,7 @@ def test_zip_layout(autograder):
             assert infos[name].external_attr >> 16 & stat.S_IXUSR, name
         assert {"lib/qlib/course/grade.py", "lib/qlib/course/worker.py"} <= names
         assert "reference/reference.json" in names
+        limits = json.loads(archive.read("limits.json"))
         assert not [n for n in names if n.endswith(".ipynb")], names
         recorded = archive.read("reference/reference.json").decode()
         requirements = archive.read("requirements.txt").decode().split()
@@ -84,6 +97,8 @@ def test_zip_layout(autograder):
         assert (q["function"], q["points"]) == (function, points)
         assert sum(not c["hidden"] for c in q["cases"]) == visible
         assert sum(c["hidden"] for c in q["cases"]) == hidden
+    # the limits given on the command line, the others the grader's defaults
+    assert limits == dataclasses.asdict(LIMITS)
     assert any(r.startswith("numpy") for r in requirements)
     assert not any(r.startswith(("pytest", "jupyterlab")) for r in requirements)
 
@@ -191,8 +206,13 @@ def _per_question(data: dict) -> dict[str, float]:
 
 @pytest.mark.parametrize("name", ["correct", "wrong", "stub", "loop_top_level"])
 def test_grades_exactly(root, name):
-    data, _log = _run(root, corpus.build(name))
+    data, log = _run(root, corpus.build(name))
     _validate(data)
+    # graded under the limits the zip recorded, not the grader's defaults
+    assert (
+        f"limits: cell {LIMITS.cell_timeout:g} s, call {LIMITS.call_timeout:g} s, "
+        f"submission {LIMITS.total_timeout:g} s, memory {LIMITS.memory_mb} MB"
+    ) in log
     expected = corpus.entries()[name]
     assert data["score"] == float(expected.score), data["output"]
     assert _per_question(data) == pytest.approx(
@@ -285,3 +305,13 @@ def test_failed_canary_writes_no_results(root):
     assert status == cli.EXIT_BROKEN == 3
     assert any("the autograder is broken here" in line for line in said), said
     assert not (root / "results" / "results.json").exists()
+
+
+def test_recorded_limits_default_and_bad_file(tmp_path):
+    from qlib.course import gradescope
+    from qlib.course.reference import Limits
+
+    assert gradescope.recorded_limits(tmp_path) == Limits()  # an older zip
+    (tmp_path / "limits.json").write_text('{"cell_timeout": 3, "speed": 9}')
+    with pytest.raises(ValueError, match=r"limits\.json: expected an object"):
+        gradescope.recorded_limits(tmp_path)

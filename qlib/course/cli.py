@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.gradescope,
                 args.solutions,
                 log=lambda m: print(m, file=sys.stderr),
+                limits=limits,
             )
         except GraderBroken as err:
             print(f"grade: the grader is broken here: {err}", file=sys.stderr)

@@ -9,7 +9,10 @@ writes a zip laid out as Gradescope's autograder specification asks:
   dependencies) and ``run_autograder`` (run per submission) at its root;
 - ``lib/qlib/``: the library, imported through ``PYTHONPATH``;
 - ``reference/reference.json``: the recorded questions and every case with
-  its expected answer -- not the solution notebook.
+  its expected answer -- not the solution notebook;
+- ``limits.json``: the resource limits of each submission's kernel, those
+  given to ``grade`` with ``--gradescope`` (``--cell-timeout`` and the
+  others; the batch grader's defaults when none are given).
 
 At grading time Gradescope puts the student's notebook in
 ``/autograder/submission``; ``run_autograder`` grades it with the batch
@@ -32,6 +35,7 @@ Taught nowhere: this is the instructors' tool; see the README's instructor guide
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -61,7 +65,15 @@ from .reference import (
 from .reports import _number, results_json
 from .sandbox import detect_sandbox, prepare_sandbox
 
-__all__ = ["build_zip", "load_recorded", "main", "recorded_json", "results_json", "run"]
+__all__ = [
+    "build_zip",
+    "load_recorded",
+    "main",
+    "recorded_json",
+    "recorded_limits",
+    "results_json",
+    "run",
+]
 
 _SETUP = """\
 #!/usr/bin/env bash
@@ -201,19 +213,26 @@ def _requirements() -> list[str]:
 
 
 def build_zip(
-    assignment: str, target: Path, solutions: Path | None = None, log=print
+    assignment: str,
+    target: Path,
+    solutions: Path | None = None,
+    log=print,
+    limits: Limits | None = None,
 ) -> Reference:
-    """Record the solution of ``assignment`` and write the autograder zip.
+    """Record the solution of ``assignment`` and write the autograder zip,
+    whose submissions are graded under ``limits`` (default ``Limits()``).
 
-    The solution is graded through this machine's sandbox first (the canary):
-    a reference that does not score full marks writes no zip.
+    The solution is graded through this machine's sandbox first, under the
+    same limits (the canary): a reference that does not score full marks
+    writes no zip.
     """
+    limits = limits or Limits()
     reference = load_reference(assignment, solutions)
     if target.suffix != ".zip":
         raise ValueError(f"--gradescope must name a .zip file; got {target}")
     check_writable(target.parent)
     sandbox = prepare_sandbox(None, reference.path.parent, target.parent, [])
-    canary(reference, Limits(), sandbox)
+    canary(reference, limits, sandbox)
     data = recorded_json(reference)
     package = Path(__file__).resolve().parents[1]
     tmp = target.with_name(target.name + ".tmp")
@@ -229,6 +248,7 @@ def build_zip(
         add("run_autograder", _RUN, 0o755)
         add("requirements.txt", "\n".join(_requirements()) + "\n")
         add("reference/reference.json", json.dumps(data, indent=1), 0o600)
+        add("limits.json", json.dumps(dataclasses.asdict(limits), indent=1) + "\n")
         for source in sorted(package.rglob("*.py")):
             name = source.relative_to(package.parent).as_posix()
             add(f"lib/{name}", source.read_text(encoding="utf-8"))
@@ -268,13 +288,31 @@ def _find_submission(folder: Path, assignment: str) -> Path | str:
     )
 
 
+def recorded_limits(source: Path) -> Limits:
+    """The limits ``build_zip`` wrote to ``source/limits.json``
+    (``Limits()`` for a zip that has none)."""
+    path = source / "limits.json"
+    if not path.exists():
+        return Limits()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    known = {f.name for f in dataclasses.fields(Limits)}
+    if not isinstance(data, dict) or set(data) - known:
+        raise ValueError(f"{path}: expected an object with keys among {sorted(known)}")
+    return Limits(**data)
+
+
 def run(root: Path, limits: Limits | None = None, log=print) -> int:
-    """Grade the submission under ``root`` into ``root/results/results.json``.
+    """Grade the submission under ``root`` into ``root/results/results.json``,
+    under ``limits`` (default: the zip's ``limits.json``).
 
     Returns the exit status: 0 when results were written, 3 when the canary
     failed (no results written, so Gradescope shows a failed autograder).
     """
-    limits = limits or Limits()
+    limits = limits or recorded_limits(root / "source")
+    log(
+        f"limits: cell {limits.cell_timeout:g} s, call {limits.call_timeout:g} s, "
+        f"submission {limits.total_timeout:g} s, memory {limits.memory_mb} MB"
+    )
     recorded = root / "source" / "reference"
     data = json.loads((recorded / "reference.json").read_text(encoding="utf-8"))
     results = root / "results" / "results.json"
