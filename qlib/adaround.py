@@ -32,12 +32,13 @@ On the course's LeNet-300-100 the first layer (300 x 784) is the one
 round-to-nearest hurts most; :func:`adaround`'s defaults (1000 Adam steps of
 32 inputs from 1024 calibration images) take 2-3.5 s there on one 2-core
 AMD EPYC with one BLAS thread and 5-7.5 s on another (a Zen 3 at 2.45 GHz),
-most of it in the elementwise work on the 235,200 weights, done in place.  Start NumPy with one BLAS thread
-(``OPENBLAS_NUM_THREADS=1``) on a busy machine: each step makes two small
-matrix products, and a second thread waiting for a core made one run take
-34 s; the thread count also changes the last bits of the float32 sums and
-with them a few roundings.  Measured results are in
-``tests/test_adaround.py`` and ``benchmarks/bench_adaround.py``.
+most of it in the elementwise work on the 235,200 weights, done in place.
+Start NumPy with one BLAS thread (``OPENBLAS_NUM_THREADS=1``) on a busy
+machine: each step makes two small matrix products, and a second thread
+waiting for a core made one run take 34 s; the thread count also changes
+the last bits of the float32 sums and with them a few roundings.
+Measured results are in ``tests/test_adaround.py`` and
+``benchmarks/bench_adaround.py``.
 
 Taught in ``notebooks/08_post_training_quantization.ipynb``.
 """

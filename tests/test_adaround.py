@@ -295,8 +295,9 @@ def lenet_fc1(mnist_folder, tmp_path_factory):
 
     AdaRound makes 2000 small matrix products; with two BLAS threads on a
     busy two-core machine each one waits for the other thread's core, and
-    one run took 34 s instead of 2-3.5 s (5-7.5 s on a slower EPYC).  The thread count is only read
-    when NumPy loads, hence the child (this file, run as a script)."""
+    one run took 34 s instead of 2-3.5 s (5-7.5 s on a slower EPYC).  The
+    thread count is only read when NumPy loads, hence the child (this file,
+    run as a script)."""
     out = tmp_path_factory.mktemp("adaround") / "fc1.npz"
     env = os.environ | {k: "1" for k in _BLAS_THREADS}
     subprocess.run([sys.executable, __file__, str(out)], env=env, check=True)
