@@ -47,11 +47,14 @@ HALF = Fraction(1, 2)
 
 def roundings_exact(v: Fraction) -> dict[str, int]:
     """The integer each deterministic rounding picks for the exact rational
-    ``v``, by definition."""
-    down, up = math.floor(v), math.ceil(v)
-    if down == up:
+    ``v``, by definition (in integers: ``v = a / b``, ``b > 0``)."""
+    a, b = v.numerator, v.denominator
+    down = a // b  # floor, for negative a too
+    rest = a - down * b  # v - floor(v) = rest / b, in [0, 1)
+    if rest == 0:
         return dict.fromkeys(DETERMINISTIC, down)
-    below, above = v - down, up - v  # distances to the two neighbours
+    up = down + 1
+    below, above = rest, b - rest  # distances to the two neighbours, times b
     nearer = down if below < above else up if above < below else None
     return {
         "floor": down,
