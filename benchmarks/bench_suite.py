@@ -12,7 +12,9 @@ skips) and prints, per run:
   and the idle seconds of the two cores.  The CPU-seconds tell whether a
   change saved work or only moved it.  Both numbers drift with the
   machine's speed (the same commit: 340 s and 656 CPU-s in one hour, 277 s
-  and 529 CPU-s in another), so compare commits in runs back to back.
+  and 529 CPU-s in another; on a 2-core AMD EPYC Zen 3, pytest took 375 s
+  to 637 s for nearly the same code in one afternoon), so compare commits
+  in runs back to back.
 
 Usage: ``.venv/bin/python benchmarks/bench_suite.py [--repeat N] [pytest
 args...]`` from the repository (about 5 minutes per run).  Linux only.
