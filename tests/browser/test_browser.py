@@ -6,13 +6,16 @@ notebook in the app already loaded costs its kernel start); ``make test``
 runs the notebooks in two halves, one per process (tests/conftest.py). The
 server works on temporary copies of notebooks/ and exercises/, with
 temporary Jupyter config, data and runtime folders, so neither the
-repository nor the user's Jupyter setup is touched. For each notebook the
-test opens it in a fresh kernel, clears the stored outputs, runs Run -> Run
-All Cells, checks that nothing failed, compares the outputs of the run with
-the stored ones as nbval does (nbval then does not run the notebook a second
-time: see tests/conftest.py), checks that every widget rendered, moves a
-control of every qlib explorer and checks that the picture or table
-answered, saves a screenshot of the notebook (its first
+repository nor the user's Jupyter setup is touched; the copies carry no
+stored outputs (drawing every notebook's stored figures only to clear them
+cost chromium's page about 9 s of a core over the suite; what the stored
+outputs show is tests/test_static_render.py's subject). For each notebook
+the test opens it in a fresh kernel, runs Run -> Run All Cells, checks that
+nothing failed, compares the outputs of the run with the stored ones as
+nbval does (nbval then does not run the notebook a second time: see
+tests/conftest.py), checks that every widget rendered, moves a control of
+every qlib explorer and checks that the picture or table answered, saves a
+screenshot of the notebook (its first
 ``SCREENSHOT_MAX_HEIGHT`` pixels) into artifacts/browser/, then closes the
 notebook's tab, shuts its kernel down and checks that neither its DOM nor a
 kernel is left for the next notebook. The suite ends with a table of the
@@ -76,10 +79,22 @@ SCREENSHOT_MAX_HEIGHT = 20_000
 TARGET_SECONDS = 15.0  # per notebook; printed, not asserted (CI machines vary)
 USER_SETTINGS = {
     # every cell attached to the DOM: off-screen outputs are rendered and checked
+    # (JupyterLab's default, "contentVisibility", attaches them in idle time:
+    # on a busy machine, not within a wait); OFF_SCREEN below keeps the cells
+    # out of view from being laid out and painted
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
     # the test never saves, not even by accident
     "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
 }
+
+
+# What JupyterLab's "contentVisibility" mode gives each cell: one out of view
+# is in the DOM but neither laid out nor painted (with every cell laid out,
+# each output that arrives makes chromium lay out the whole notebook again)
+OFF_SCREEN = """.jp-Notebook .jp-Cell {
+    content-visibility: auto;
+    contain-intrinsic-size: auto 200px;
+}"""
 
 
 def sliders(kind: str) -> int:
@@ -194,6 +209,15 @@ def kill_leftovers(folder: Path) -> list[int]:
     return pids
 
 
+def without_outputs(path: Path) -> None:
+    """Rewrite the notebook at ``path`` with no stored outputs or counts."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(nb, path)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -291,6 +315,8 @@ def lab(chromium_path, tmp_path_factory, timings) -> Iterator[Lab]:
     root = tmp / "root"
     for folder in COPIED:
         shutil.copytree(ROOT / folder, root / folder)
+    for path in root.rglob("*.ipynb"):
+        without_outputs(path)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # inline figures
     env.update(
         JUPYTER_CONFIG_DIR=str(tmp / "config"),
@@ -501,6 +527,7 @@ class LabPage:
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         try:
             page.goto(self.lab.url())
+            page.add_style_tag(content=OFF_SCREEN)
             page.wait_for_function("() => window.jupyterapp !== undefined")
             page.evaluate(APP_RESTORED)
             page.evaluate(CLOSE_ALL_TABS)  # the launcher
@@ -849,8 +876,7 @@ def run_in_browser(
         expect(cells).to_have_count(len(nb.cells))
         phase("open")
 
-        # the stored outputs go, so everything checked below is live
-        menu(page, "Edit", "Clear Outputs of All Cells")
+        # the copy has no stored outputs: everything checked below is live
         menu(page, "Run", "Run All Cells")
         # seconds of computing: looked at every 100 ms, not on every animation
         # frame (which kept chromium drawing frames all along the run)
