@@ -13,8 +13,9 @@ skips) and prints, per run:
   change saved work or only moved it.  Both numbers drift with the
   machine's speed (the same commit: 340 s and 656 CPU-s in one hour, 277 s
   and 529 CPU-s in another; on a 2-core AMD EPYC Zen 3, pytest took 375 s
-  to 637 s for nearly the same code in one afternoon), so compare commits
-  in runs back to back.
+  to 637 s for nearly the same code in one afternoon, and on a Zen 5 one
+  commit took 318 s, then 275 s an hour and a half later), so compare
+  commits in runs back to back.
 
 Usage: ``.venv/bin/python benchmarks/bench_suite.py [--repeat N] [pytest
 args...]`` from the repository (about 5 minutes per run).  Linux only.
