@@ -55,6 +55,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from explorer_cells import explorer_cells, explorer_parts  # noqa: E402
 
+from qlib.course.assignments import strip_outputs  # noqa: E402
+
 NOTEBOOKS = [
     *sorted((ROOT / "notebooks").glob("*.ipynb")),
     ROOT / "exercises" / "02_integer_encodings.ipynb",
@@ -210,15 +212,6 @@ def kill_leftovers(folder: Path) -> list[int]:
     return pids
 
 
-def without_outputs(path: Path) -> None:
-    """Rewrite the notebook at ``path`` with no stored outputs or counts."""
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    nbformat.write(nb, path)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -317,7 +310,7 @@ def lab(chromium_path, tmp_path_factory, timings) -> Iterator[Lab]:
     for folder in COPIED:
         shutil.copytree(ROOT / folder, root / folder)
     for path in root.rglob("*.ipynb"):
-        without_outputs(path)
+        nbformat.write(strip_outputs(nbformat.read(path, as_version=4)), path)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # inline figures
     env.update(
         JUPYTER_CONFIG_DIR=str(tmp / "config"),
