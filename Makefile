@@ -37,10 +37,18 @@ lab: $(STAMP)
 # two cores busy, neither oversubscribed.  PYTEST_ARGS= runs it in one process.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
+# Every kernel and script the suite (or the notebook run) starts imports qlib.
+# Where PYTHONDONTWRITEBYTECODE is set, as on the machines this course is built
+# on, none of them keeps its bytecode and each compiles qlib's sources again:
+# they are compiled once here.  Python uses a .pyc only while its source is
+# unchanged, so a stale one is never used.
+BYTECODE := $(BIN)/python -m compileall -q qlib
+
 ## make test: lint, qlib tests, notebooks (strict nbval), solutions, exercises
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BYTECODE)
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	    $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -50,6 +58,7 @@ format: $(STAMP)
 
 ## make notebooks: re-execute notebooks/ and solutions/, store outputs
 notebooks: $(STAMP)
+	$(BYTECODE)
 	$(BIN)/python tools/run_notebooks.py notebooks solutions
 
 ## make exercises: regenerate exercises/ from solutions/

