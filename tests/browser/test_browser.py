@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from explorer_cells import explorer_cells, explorer_parts  # noqa: E402
 
-from qlib.course.assignments import strip_outputs  # noqa: E402
+from qlib.course import assignments  # noqa: E402
 
 NOTEBOOKS = [
     *sorted((ROOT / "notebooks").glob("*.ipynb")),
@@ -310,7 +310,7 @@ def lab(chromium_path, tmp_path_factory, timings) -> Iterator[Lab]:
     for folder in COPIED:
         shutil.copytree(ROOT / folder, root / folder)
     for path in root.rglob("*.ipynb"):
-        nbformat.write(strip_outputs(nbformat.read(path, as_version=4)), path)
+        assignments.write(assignments.strip_outputs(assignments.read(path)), path)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # inline figures
     env.update(
         JUPYTER_CONFIG_DIR=str(tmp / "config"),
