@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ import numpy as np
 import pytest
 
 from qlib import feedback
-from qlib.course import grade, reference, sandbox
+from qlib.course import grade, kernel, reference, sandbox
 
 REPO = corpus.REPO
 LIMITS = reference.Limits(
@@ -84,7 +85,8 @@ def require_sandbox() -> None:
 
 
 def marked_processes() -> list[str]:
-    """Processes that carry a corpus marker or sit in a grader cgroup."""
+    """Processes that carry a corpus marker or sit in a cgroup of this
+    process's grader (other test processes may be grading at the same time)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -94,17 +96,22 @@ def marked_processes() -> list[str]:
             cgroups = (entry / "cgroup").read_text()
         except (OSError, UnicodeDecodeError):
             continue
-        if any(m in cmdline for m in PROCESS_MARKERS) or "qlib-grade-" in cgroups:
+        if (
+            any(m in cmdline for m in PROCESS_MARKERS)
+            or sandbox.scratch_prefix() in cgroups
+        ):
             found.append(f"pid {entry.name}: {cmdline.strip()[:100]!r}")
     return found
 
 
 def grader_leftovers() -> set[str]:
-    """Cgroups and scratch folders the grader makes for each kernel."""
-    found = {str(p) for p in Path("/tmp").glob("qlib-grade-cwd-*")}
+    """Cgroups and scratch folders this process's grader makes for each kernel
+    -- not those of a grader in another test process, which may be running."""
+    prefix = sandbox.scratch_prefix()
+    found = {str(p) for p in Path(tempfile.gettempdir()).glob(f"{prefix}cwd-*")}
     for controller in ("pids", "memory", "cpu"):
         folder = Path("/sys/fs/cgroup", controller)
-        found |= {str(p) for p in folder.glob("qlib-grade-*")}
+        found |= {str(p) for p in folder.glob(f"{prefix}*")}
     return found
 
 
@@ -459,6 +466,35 @@ def test_nothing_left_on_the_host(batch):
         f"SysV shared memory made by a submission outlived it: ids {batch.shm} "
         f"(key {corpus.SHM_KEY:#x}; removed now)"
     )
+
+
+def test_leftover_checks_see_this_grader_and_no_other():
+    """The checks above count what this process's grader left behind, and
+    see it: a live kernel's cgroups and its folder, all named after the
+    grading process, are found, and after the kernel closes none is; what a
+    grader in another process makes (here, named for pid 0, which no process
+    has) is not counted -- another test process grading at the same time
+    made this suite fail on a neighbour's live kernel."""
+    require_sandbox()
+    foreign = Path(tempfile.mkdtemp(prefix="qlib-grade-0-cwd-"))
+    try:
+        before = grader_leftovers()
+        assert str(foreign) not in before
+        found = sandbox.detect_sandbox(None)
+        live = kernel._Kernel([], set(), LIMITS, found)
+        try:
+            made = grader_leftovers() - before
+            controllers = {Path(cg.path).parent.name for cg in live.cgroups}
+            assert controllers == {"pids", "memory", *(["cpu"] if found.cpu else [])}
+            assert made == {live.cwd, *(str(cg.path) for cg in live.cgroups)}
+            assert all(
+                Path(p).name.startswith(f"qlib-grade-{os.getpid()}-") for p in made
+            )
+        finally:
+            live.close()
+        assert grader_leftovers() == before
+    finally:
+        foreign.rmdir()
 
 
 def test_fork_bomb_contained(batch):

@@ -23,7 +23,7 @@ from typing import Any
 
 from . import wire
 from .reference import Limits
-from .sandbox import ONE_CPU, Sandbox, _Cgroup, _descendants
+from .sandbox import ONE_CPU, Sandbox, _Cgroup, _descendants, scratch_prefix
 
 __all__ = ["kernel_command", "run_attempt"]
 
@@ -85,7 +85,7 @@ class _Kernel:
         self.limits = limits
         events_r, events_w = os.pipe()
         requests_r, requests_w = os.pipe()
-        self.cwd = tempfile.mkdtemp(prefix="qlib-grade-cwd-")
+        self.cwd = tempfile.mkdtemp(prefix=f"{scratch_prefix()}cwd-")
         self.cgroups = []
         if sandbox.cgroup:
             self.cgroups = [

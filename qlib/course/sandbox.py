@@ -30,6 +30,7 @@ __all__ = [
     "folders_to_hide",
     "prepare_sandbox",
     "python_paths",
+    "scratch_prefix",
 ]
 
 
@@ -93,6 +94,15 @@ def detect_sandbox(user: str | None) -> Sandbox:
     return Sandbox(namespaces, user, cgroup, cpu=cpu)
 
 
+def scratch_prefix() -> str:
+    """How the grader's cgroups and kernel folders are named:
+    ``qlib-grade-<pid>-``, after the grading process.  Whoever finds one can
+    tell which grader made it and whether that grader still runs, and two
+    graders on one machine (or two test processes) never mistake each
+    other's kernels for their own."""
+    return f"qlib-grade-{os.getpid()}-"
+
+
 # a cpu cgroup's settings (v1): one CPU's worth of time in every 100 ms
 ONE_CPU = {"cpu.cfs_period_us": 100_000, "cpu.cfs_quota_us": 100_000}
 
@@ -125,7 +135,7 @@ class _Cgroup:
         self, controller: str, settings: dict[str, int], parent: Path | None = None
     ) -> None:
         root = parent or Path("/sys/fs/cgroup") / controller
-        self.path = Path(tempfile.mkdtemp(prefix="qlib-grade-", dir=root))
+        self.path = Path(tempfile.mkdtemp(prefix=scratch_prefix(), dir=root))
         try:
             for name, value in settings.items():
                 (self.path / name).write_text(str(value))
