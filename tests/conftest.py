@@ -227,8 +227,9 @@ BROWSER_UNITS = {"08": 0, "09": 0, "01": 0, "05": 0, "02": 0,
 
 # The grader's files in one unit: the two batches of the adversarial corpus
 # (the repository's, and the /tmp copy's) and the CPU hog one after the other,
-# never four grading kernels at once against their 3-second limits, and never
-# one file's kernels among the leftovers another file looks for.
+# never four grading kernels at once against their 3-second limits.  (Their
+# checks for leftovers count only their own process's kernels, whose names
+# carry its pid: a neighbour grading meanwhile is not counted.)
 GRADER_UNIT = "tests/test_grader*.py"
 GRADER_FILES = (
     "tests/test_grader.py",

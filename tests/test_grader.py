@@ -87,7 +87,7 @@ def require_sandbox() -> None:
 def marked_processes() -> list[str]:
     """Processes that carry a corpus marker or sit in a cgroup of this
     process's grader (other test processes may be grading at the same time)."""
-    found = []
+    found, ours = [], sandbox.scratch_prefix()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -96,10 +96,7 @@ def marked_processes() -> list[str]:
             cgroups = (entry / "cgroup").read_text()
         except (OSError, UnicodeDecodeError):
             continue
-        if (
-            any(m in cmdline for m in PROCESS_MARKERS)
-            or sandbox.scratch_prefix() in cgroups
-        ):
+        if any(m in cmdline for m in PROCESS_MARKERS) or ours in cgroups:
             found.append(f"pid {entry.name}: {cmdline.strip()[:100]!r}")
     return found
 
@@ -107,12 +104,9 @@ def marked_processes() -> list[str]:
 def grader_leftovers() -> set[str]:
     """Cgroups and scratch folders this process's grader makes for each kernel
     -- not those of a grader in another test process, which may be running."""
-    prefix = sandbox.scratch_prefix()
-    found = {str(p) for p in Path(tempfile.gettempdir()).glob(f"{prefix}cwd-*")}
-    for controller in ("pids", "memory", "cpu"):
-        folder = Path("/sys/fs/cgroup", controller)
-        found |= {str(p) for p in folder.glob(f"{prefix}*")}
-    return found
+    folders = [Path(tempfile.gettempdir())]
+    folders += [Path("/sys/fs/cgroup", c) for c in ("pids", "memory", "cpu")]
+    return {str(p) for f in folders for p in f.glob(f"{sandbox.scratch_prefix()}*")}
 
 
 def shm_segments(key: int) -> list[int]:
@@ -476,7 +470,7 @@ def test_leftover_checks_see_this_grader_and_no_other():
     has) is not counted -- another test process grading at the same time
     made this suite fail on a neighbour's live kernel."""
     require_sandbox()
-    foreign = Path(tempfile.mkdtemp(prefix="qlib-grade-0-cwd-"))
+    foreign = Path(tempfile.mkdtemp(prefix="qlib-grade-0-"))
     try:
         before = grader_leftovers()
         assert str(foreign) not in before
