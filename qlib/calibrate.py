@@ -378,7 +378,12 @@ def entropy_threshold(x: ArrayLike, bits: int = 8, *, num_bins: int = 2048) -> f
     a_max = float(np.abs(a).max())
     if a_max == 0:
         return 0.0
-    hist, _ = np.histogram(np.abs(a), bins=n, range=(0.0, a_max))
+    magnitudes, top = np.abs(a), a_max
+    if a_max < n * np.finfo(np.float64).tiny:
+        # subnormal data: bins a_max / n wide would round to equal edges, which
+        # np.histogram refuses.  Scaled by a power of two (exact), the same bins.
+        magnitudes, top = magnitudes.astype(np.float64) * 2.0**600, a_max * 2.0**600
+    hist, _ = np.histogram(magnitudes, bins=n, range=(0.0, top))
     kl = kl_divergences(hist, bits)
     if not np.isfinite(kl).any():
         return a_max
