@@ -425,6 +425,22 @@ def test_entropy_clips_heavy_tails_and_keeps_uniform():
     assert entropy_threshold(u) > 0.99 * np.abs(u).max()  # measured 0.9998
 
 
+def test_entropy_threshold_of_subnormal_data_is_that_of_the_data_scaled_up():
+    """Scaling by a power of two moves the histogram's bins with the data, so
+    the threshold of subnormal data is the threshold of the same data in the
+    normal range, scaled back (within the rounding of one subnormal product)."""
+    rng = np.random.default_rng(0)
+    ulp = 2.0**-1074  # the smallest subnormal float64
+    for top in (7, 2**20):  # a few ulps (no bins exist there) and a million
+        k = np.round(rng.laplace(0.0, top / 8, 1000)).clip(-top, top)
+        tiny, normal = k * ulp, k * (ulp * 2.0**600)  # both exact
+        for bits in (2, 4, 8):
+            t = entropy_threshold(tiny, bits, num_bins=2 ** (bits - 1) * 8)
+            scaled = entropy_threshold(normal, bits, num_bins=2 ** (bits - 1) * 8)
+            assert t == pytest.approx(scaled * 2.0**-600, abs=2 * ulp)
+            assert 0 <= t <= np.abs(tiny).max()
+
+
 @settings(max_examples=50, deadline=None)
 @given(
     x=st.lists(
